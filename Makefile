@@ -1,0 +1,45 @@
+# The README's two commands: `make demo` and `make test`. Both work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_SECONDS ?= 30
+APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
+
+.PHONY: demo test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests use: a real Mosquitto broker (and Chromium for the overlay page test).
+system-deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v Xvfb >/dev/null 2>&1 || missing="$$missing xvfb"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/vitaledge demo --seconds $(DEMO_SECONDS)
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pytest -q tests/bench --benchmark 2>/dev/null || true
+	@for f in tests/bench/*.py; do [ -f "$$f" ] && $(PY) "$$f"; done; true
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edge drivers fusion models tests
+	$(VENV)/bin/mypy edge drivers fusion models
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

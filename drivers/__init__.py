@@ -1,0 +1,1 @@
+"""vitaledge drivers package."""

@@ -1,0 +1,111 @@
+"""Shared plumbing for sources: lifecycle, a bounded drop-oldest queue, and thread hand-off."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Generic, Self, TypeVar
+
+from drivers.samples import SkinTemperature, ThermalFrame, VisibleFrame
+
+__all__ = ["QueueSource"]
+
+S = TypeVar("S", bound=VisibleFrame | ThermalFrame | SkinTemperature)
+_log = logging.getLogger(__name__)
+
+
+class _Failed:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class QueueSource(Generic[S]):
+    """Base for sources: subclasses implement ``_open`` / ``_close`` and feed samples with ``_offer``.
+
+    The queue is bounded; when the consumer is slow the oldest sample is dropped and counted in
+    ``dropped``. A reader thread hands samples over with ``_offer_threadsafe`` and reports a fatal
+    condition (device unplugged) with ``_fail_threadsafe``; ``samples()`` then raises it.
+    ``decode_errors`` counts bad frames/packets/lines by kind.
+    """
+
+    def __init__(self, name: str, *, queue_size: int = 8) -> None:
+        self.name = name
+        self.dropped = 0
+        self.decode_errors: collections.Counter[str] = collections.Counter()
+        self._queue_size = queue_size
+        self._queue: asyncio.Queue[S | _Failed] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._entered = False
+        self._stop = threading.Event()
+        self._seq = 0
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError(f"{self.name}: source is already open (not reentrant)")
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(maxsize=self._queue_size)
+        self._stop.clear()
+        try:
+            await self._open()
+        except BaseException:
+            self._stop.set()
+            await self._close()
+            raise
+        self._entered = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if not self._entered:
+            return
+        self._entered = False
+        await self._close()
+
+    async def _open(self) -> None:
+        """Open the device; raise SourceUnavailableError when it cannot be opened."""
+
+    async def _close(self) -> None:
+        """Release the device; must be safe after a failed or partial ``_open``."""
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq - 1
+
+    def _offer(self, sample: S | _Failed) -> None:
+        """Queue a sample (event-loop thread only), dropping the oldest when full."""
+        queue = self._queue
+        if queue is None:
+            return
+        if queue.full():
+            queue.get_nowait()
+            self.dropped += 1
+        queue.put_nowait(sample)
+
+    def _offer_threadsafe(self, sample: S) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._offer, sample)
+
+    def _fail_threadsafe(self, exc: BaseException) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._offer, _Failed(exc))
+
+    def _count_decode_error(self, kind: str, message: str) -> None:
+        """Count one bad input; log the first of each kind (the supervisor rate-limits later logs)."""
+        self.decode_errors[kind] += 1
+        if self.decode_errors[kind] == 1:
+            _log.warning("%s: %s (%s; further ones counted)", self.name, message, kind)
+
+    async def samples(self) -> AsyncIterator[S]:
+        """Yield samples until the source fails (raises) or is closed."""
+        if not self._entered or self._queue is None:
+            raise RuntimeError(f"{self.name}: use 'async with' before iterating samples()")
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item

@@ -1,0 +1,1 @@
+"""vitaledge edge package."""

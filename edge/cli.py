@@ -1,0 +1,59 @@
+"""The ``vitaledge`` command line: one module per subcommand, listed explicitly below.
+
+Each command module exposes ``add_parser(subparsers)`` (registers its parser and sets
+``func=run``) and ``run(args) -> int``; heavy imports stay inside ``run`` so ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from drivers.errors import VitalEdgeError
+
+__all__ = ["main"]
+
+# Explicit, in the order `vitaledge --help` lists them.
+_COMMAND_MODULES = (
+    "edge.cmd_run",
+    "edge.cmd_demo",
+    "edge.cmd_record",
+    "edge.cmd_eval",
+    "edge.cmd_calibrate",
+    "edge.cmd_bench",
+    "edge.cmd_inspect",
+    "edge.cmd_flir_constants",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitaledge", description="Contact-free vital signs at the edge.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vitaledge`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except VitalEdgeError as exc:  # expected failures: one clear line, no traceback
+        print(f"vitaledge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

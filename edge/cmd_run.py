@@ -1,0 +1,71 @@
+"""``vitaledge run``: the service. Runs the configured sources until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
+_log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser("run", help="run the service on the configured devices")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
+    )
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--window", action="store_true", help="also show the annotated webcam frame in a window (needs a display)"
+    )
+    parser.set_defaults(func=run)
+
+
+def _config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get("VITALEDGE_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from drivers.errors import ConfigError
+    from edge.config import load_config
+
+    path = _config_path(args.config)
+    cfg = load_config(path)
+    if getattr(args, "window", False):
+        cfg = cfg.model_copy(update={"overlay": cfg.overlay.model_copy(update={"window": True})})
+    where = path or "the environment"
+    if not cfg.sources:
+        raise ConfigError(f"{where}: sources: no sources configured (see the README for examples)")
+    if args.check_config:
+        kinds = ", ".join(f"{s.name} ({s.kind})" for s in cfg.sources)
+        print(f"{where}: OK — device {cfg.device_id}, sources: {kinds}")
+        return 0
+    logging.getLogger().setLevel(cfg.log_level)
+    asyncio.run(_serve(cfg))
+    return 0
+
+
+async def _serve(cfg: Any) -> None:
+    from edge.app import run_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stats = await run_app(cfg, stop=stop)
+    _log.info("stopped after %d records", stats.records)

@@ -1,0 +1,410 @@
+"""One configuration tree, read from one YAML file and validated once (STYLE: edge/).
+
+Environment variables override the file: ``VITALEDGE_MQTT__QOS=2`` sets ``mqtt.qos``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drivers.errors import ConfigError
+from drivers.samples import PlanckConstants
+
+__all__ = [
+    "BleThermometerConfig",
+    "E4BleConfig",
+    "E4CsvConfig",
+    "E4ServerConfig",
+    "FlirJpegConfig",
+    "FlirOneConfig",
+    "HeartRateConfig",
+    "HomeAssistantConfig",
+    "MetricsConfig",
+    "MqttConfig",
+    "OutboxConfig",
+    "OverlayConfig",
+    "PlanckConfig",
+    "ReplayConfig",
+    "ServiceConfig",
+    "SourceConfig",
+    "Strict",
+    "SyntheticSourceConfig",
+    "ThermalConfig",
+    "UvcThermalConfig",
+    "VideoFileSourceConfig",
+    "VitalEdgeConfig",
+    "WebcamConfig",
+    "load_config",
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # unknown key -> error that names it
+
+
+# --- sources: one model per kind, chosen by `kind` ------------------------------------------------
+
+
+class SyntheticSourceConfig(Strict):
+    """The built-in simulated rig: webcam, FLIR-like thermal camera and wristband, with ground truth."""
+
+    kind: Literal["synthetic"]
+    name: str = "rig"
+    seed: int = Field(default=1, description="the rig is deterministic for a given seed")
+    realtime: bool = Field(default=True, description="pace samples at real time; false: as fast as possible")
+    duration_s: float | None = Field(default=None, gt=0, description="stop after this long; unset: forever")
+
+
+class PlanckConfig(Strict):
+    """A FLIR unit's Planck constants; ``vitaledge flir-constants PHOTO.jpg`` prints them for yours."""
+
+    r1: float = Field(gt=0)
+    r2: float = Field(gt=0)
+    b: float = Field(gt=0)
+    f: float = Field(ge=0)
+    o: float
+    emissivity: float = Field(default=0.98, gt=0, le=1, description="0.98: human skin")
+    reflected_c: float = Field(default=20.0, description="reflected apparent temperature, °C")
+    provenance: str = Field(min_length=1, description="where the constants came from")
+
+    def to_constants(self) -> PlanckConstants:
+        return PlanckConstants(**self.model_dump())
+
+
+# Constants from the camera-info record of a FLIR ONE app photo (flir_example.jpg in
+# Nervengift/read_thermal.py); another unit's are close, not equal: replace them with your own.
+DEFAULT_FLIRONE_PLANCK = PlanckConfig(
+    r1=17837.53125,
+    r2=0.012332781217992306,
+    b=1450.4000244140625,
+    f=1.0,
+    o=-1143.0,
+    provenance="defaults: another FLIR ONE's camera info (read_thermal.py flir_example.jpg), not this unit",
+)
+
+
+class FlirOneConfig(Strict):
+    """FLIR ONE thermal camera on USB (09cb:1996)."""
+
+    kind: Literal["flirone"]
+    name: str = "thermal"
+    planck: PlanckConfig = DEFAULT_FLIRONE_PLANCK
+    decode_visible: bool = Field(default=True, description="decode the sled's 1440×1080 visible JPEG")
+    queue_size: int = Field(default=4, ge=1, le=256)
+
+
+class FlirJpegConfig(Strict):
+    """A FLIR radiometric JPEG played as a thermal camera (its own Planck constants)."""
+
+    kind: Literal["flir-jpeg"]
+    name: str = "thermal"
+    path: Path
+    rate_hz: float = Field(default=8.7, gt=0, le=100, description="frames per second (FLIR ONE: 8.7)")
+    frames: int | None = Field(default=None, ge=1, description="stop after this many; unset: forever")
+
+
+class UvcThermalConfig(Strict):
+    """A UVC radiometric camera: PureThermal (Lepton, Y16 centikelvin) or InfiRay P2 Pro / TOPDON TC001."""
+
+    kind: Literal["uvc-thermal"]
+    name: str = "thermal"
+    model: Literal["purethermal", "p2pro"]
+    device: str = Field(default="/dev/video0", description="/dev/videoN, or the index N")
+    queue_size: int = Field(default=4, ge=1, le=256)
+
+
+class _BleConfig(Strict):
+    """Options every Bluetooth LE source shares."""
+
+    address: str | None = Field(default=None, description="Bluetooth address; takes precedence over device_name")
+    adapter: str | None = Field(default=None, description="BlueZ adapter, e.g. hci1; unset: the default one")
+    scan_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    backoff_max_s: float = Field(default=30.0, gt=0, le=3600, description="longest wait between reconnects")
+
+
+class E4BleConfig(_BleConfig):
+    """Empatica E4 over Bluetooth LE (community-decoded protocol, unverified on hardware)."""
+
+    kind: Literal["e4"]
+    name: str = "wristband"
+    device_name: str = "Empatica E4"
+    offset_c: float = Field(default=0.0, ge=-10, le=10, description="per-unit correction added to every sample")
+
+
+class BleThermometerConfig(_BleConfig):
+    """A standard Bluetooth Health Thermometer (service 0x1809)."""
+
+    kind: Literal["ble-thermometer"]
+    name: str = "wristband"
+    device_name: str | None = Field(default=None, description="advertised name; give it or address")
+    site: str = Field(default="wrist", description="where the probe sits when the device does not say")
+
+    @model_validator(mode="after")
+    def _name_or_address(self) -> Self:
+        if self.device_name is None and self.address is None:
+            raise ValueError("give device_name or address")
+        return self
+
+
+class E4ServerConfig(Strict):
+    """Empatica's E4 streaming server (TCP text protocol), e.g. on a Windows PC next to the wristband."""
+
+    kind: Literal["e4-server"]
+    name: str = "wristband"
+    host: str = "127.0.0.1"
+    port: int = Field(default=28000, ge=1, le=65535)
+    device_id: str | None = Field(default=None, description="send device_connect ID first; unset: server's choice")
+    backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class E4CsvConfig(Strict):
+    """An E4 export's TEMP.csv played back as a wristband."""
+
+    kind: Literal["e4-csv"]
+    name: str = "wristband"
+    path: Path
+    speed: float | None = Field(default=1.0, gt=0, description="1: real time, 10: ten times faster; null: no pacing")
+
+
+class WebcamConfig(Strict):
+    """A webcam through OpenCV (V4L2 on Linux); a video file path also works."""
+
+    kind: Literal["webcam"]
+    name: str = "webcam"
+    device: str = Field(default="0", description="camera index N, /dev/videoN, or a video file")
+    width: int | None = Field(default=640, ge=16, le=7680, description="requested; the camera may differ")
+    height: int | None = Field(default=480, ge=16, le=4320)
+    fps: float | None = Field(default=30.0, gt=0, le=240)
+    queue_size: int = Field(default=2, ge=1, le=256, description="frames kept for a slow loop; newest wins")
+    backoff_max_s: float = Field(default=10.0, gt=0, le=3600)
+
+
+class ReplayConfig(Strict):
+    """A session written by ``vitaledge record``, played back as the sources it recorded."""
+
+    kind: Literal["replay"]
+    name: str = "replay"
+    path: Path
+    speed: float | None = Field(default=1.0, gt=0, description="1: real time; null: as fast as possible")
+
+
+class VideoFileSourceConfig(Strict):
+    """A video file played as a webcam (recorded faces; UBFC-style clips)."""
+
+    kind: Literal["video-file"]
+    name: str = "webcam"
+    path: Path
+    realtime: bool = Field(default=True, description="pace at the file's frame rate; false: as fast as possible")
+    loop: bool = Field(default=False, description="start again at the end of the file")
+    fps_hz: float | None = Field(default=None, gt=0, le=240, description="unset: the file's own frame rate")
+
+
+SourceConfig = Annotated[
+    SyntheticSourceConfig
+    | FlirOneConfig
+    | FlirJpegConfig
+    | UvcThermalConfig
+    | E4BleConfig
+    | BleThermometerConfig
+    | E4ServerConfig
+    | E4CsvConfig
+    | WebcamConfig
+    | ReplayConfig
+    | VideoFileSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+# --- fusion -----------------------------------------------------------------------------------------
+
+
+class HeartRateConfig(Strict):
+    method: Literal["pos", "chrom", "onnx"] = "pos"
+    model: Path | None = Field(default=None, description="ONNX PPG model, required when method is onnx")
+    face_detector: Path | None = Field(default=None, description="ONNX face detector; unset: OpenCV Haar")
+    window_s: float = Field(default=10.0, ge=4.0, le=60.0)
+    step_s: float = Field(default=1.0, gt=0.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _model_for_onnx(self) -> Self:
+        if self.method == "onnx" and self.model is None:
+            raise ValueError("method 'onnx' needs 'model' (path to the .onnx file)")
+        return self
+
+
+class RegressionConfig(Strict):
+    """T_ref = a + b * T_wristband."""
+
+    a: float
+    b: float
+
+
+class ThermalConfig(Strict):
+    reference: Literal["palm", "wrist", "fused"] = "fused"
+    palm: RegressionConfig = RegressionConfig(a=-1.4485, b=1.0103)  # Yoshikawa et al., palm
+    wrist: RegressionConfig = RegressionConfig(a=15.6850, b=0.5418)  # Yoshikawa et al. (+a: fusion/offset.py)
+    wristband_window_s: float = Field(default=60.0, gt=0.0, description="wristband mean window (paper: 60 s)")
+    pair_tolerance_ms: float = Field(default=60.0, gt=0.0, description="thermal/visible pairing tolerance")
+
+
+# --- outputs ----------------------------------------------------------------------------------------
+
+
+class MqttConfig(Strict):
+    url: str | None = Field(default=None, description="mqtt://host:port or mqtts://; unset: embedded broker")
+    qos: int = Field(default=1, ge=0, le=2)  # not Literal[0, 1, 2]: env strings would not parse
+    client_id: str | None = Field(default=None, description="unset: vitaledge-<device_id>")
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="read the password from this file")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tls_ca_file: Path | None = None
+    tls_insecure: bool = False
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay (then doubles)")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        has_secret = self.password is not None or self.password_file is not None
+        if (self.username is None) != (not has_secret):
+            raise ValueError("username and password (or password_file) must be given together")
+        if self.url is not None and not self.url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("url must start with mqtt:// or mqtts://")
+        return self
+
+
+class OutboxConfig(Strict):
+    """The disk-backed outbox: every record is stored here before it is published."""
+
+    path: Path | None = Field(
+        default=None,
+        description="SQLite file; unset: outbox-<device_id>.sqlite in $STATE_DIRECTORY or ~/.local/state",
+    )
+    max_rows: int = Field(default=200_000, ge=10, description="oldest rows beyond this are dropped (counted)")
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="payload bytes kept at most")
+    max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="rows older than this are dropped")
+    replay_rate_hz: float = Field(default=50.0, gt=0, description="history replay rate after a reconnect")
+
+
+class HomeAssistantConfig(Strict):
+    """Home Assistant MQTT device discovery."""
+
+    enabled: bool = True
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_/-]+$")
+    expire_after_s: int = Field(default=30, ge=1, description="HA marks a value unavailable after this long")
+    name: str | None = Field(default=None, description="device name in HA; unset: VitalEdge <device_id>")
+
+
+class OverlayConfig(Strict):
+    """The live web page (and metrics) server, and the optional OpenCV window."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="bind address; 0.0.0.0 exposes the overlay")
+    port: int = Field(default=8088, ge=0, le=65535, description="0: any free port")
+    fps: float = Field(default=10.0, gt=0, le=60, description="MJPEG frame rate cap per viewer")
+    jpeg_quality: int = Field(default=80, ge=10, le=100)
+    chart_s: float = Field(default=60.0, ge=10, le=3600, description="history shown on the chart")
+    window: bool = Field(default=False, description="also show the annotated frame in an OpenCV window")
+
+
+class MetricsConfig(Strict):
+    """Prometheus text at /metrics on the overlay's server."""
+
+    enabled: bool = True
+
+
+class ServiceConfig(Strict):
+    """systemd integration (used when $NOTIFY_SOCKET is set)."""
+
+    stall_s: float = Field(default=10.0, gt=0, description="no record for this long: stop watchdog pings")
+
+
+class VitalEdgeConfig(BaseSettings):
+    """The whole configuration; ``VITALEDGE_<SECTION>__<KEY>`` environment variables override it."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="VITALEDGE_", env_nested_delimiter="__"
+    )
+
+    device_id: str = Field(default="vitaledge", pattern=r"^[a-z0-9-]+$")
+    sources: list[SourceConfig] = Field(default_factory=list)
+    heart_rate: HeartRateConfig = Field(default_factory=HeartRateConfig)
+    thermal: ThermalConfig = Field(default_factory=ThermalConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    overlay: OverlayConfig = Field(default_factory=OverlayConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides the file
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Self:
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+def _format_error(where: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    reason = "unknown key" if kind == "extra_forbidden" else first["msg"]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {path}: {reason}{more}"
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> VitalEdgeConfig:
+    """Read, validate and return the configuration.
+
+    Args:
+        path: YAML file; None means defaults plus the environment.
+        overrides: values applied over the file (used by the CLI's options).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid; the message names file, key and reason.
+    """
+    where = str(path) if path is not None else "configuration"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: the top level must be a mapping of keys")
+        data = loaded
+    data.update(overrides or {})
+    try:
+        return VitalEdgeConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(where, exc)) from exc

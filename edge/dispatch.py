@@ -1,0 +1,55 @@
+"""Fan-out from the fusion loop to sinks (MQTT, overlay, metrics); the dispatcher only routes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, Self
+
+from drivers.samples import Sample
+from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
+
+__all__ = ["Dispatcher", "Sink"]
+
+_log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """A consumer of records (and, optionally, of the live samples for display)."""
+
+    name: str
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def send(self, record: VitalsRecord) -> None:
+        """Accept one record; must not wait on the network (queue it, or write it to the outbox)."""
+        ...
+
+    def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        """See a sample as it enters fusion, with the current readings; cheap (keep the latest, no work)."""
+        ...
+
+
+class Dispatcher:
+    """Routes every record and sample to every sink; a failing sink is logged, never fatal to the others."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+        self.errors = 0
+
+    async def send(self, record: VitalsRecord) -> None:
+        for sink in self.sinks:
+            try:
+                await sink.send(record)
+            except Exception:
+                self.errors += 1
+                _log.exception("sink %s failed on record %d", sink.name, record.seq)
+
+    def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        for sink in self.sinks:
+            try:
+                sink.observe(sample, heart_rate, thermal)
+            except Exception:
+                self.errors += 1
+                _log.exception("sink %s failed to observe a %s sample", sink.name, type(sample).__name__)

@@ -1,0 +1,343 @@
+"""The MQTT sink: records go to the outbox first, then to the broker; nothing accepted is lost.
+
+Topics under ``vitaledge/<device_id>/``: ``vitals`` (records produced while connected, QoS from config),
+``history`` (records that waited in the outbox through an outage, oldest first, throttled, marked
+``"replayed": true``), ``status`` (retained ``online``; last will ``offline``; ``stopped`` on a clean exit).
+A row leaves the outbox only when its publish completed (QoS 1: PUBACK received).
+
+aiomqtt is reached only through ``_Connection``, the one place that catches ``MqttError`` and turns it
+into ``PublishError``. The client is built inside the publisher task (aiomqtt binds it to the running
+loop), one per connection attempt, so paho never resends a stale queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from drivers.errors import ConfigError, PublishError
+from drivers.samples import Sample
+from edge.config import MqttConfig
+from edge.homeassistant import Discovery
+from edge.outbox import Outbox
+from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
+
+__all__ = ["MqttSink", "PublisherStats", "broker_address"]
+
+_log = logging.getLogger(__name__)
+
+_BATCH = 50  # rows read from the outbox per query
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    """Counters for metrics and tests."""
+
+    published: int = 0  # records acknowledged on `vitals`
+    replayed: int = 0  # records acknowledged on `history`
+    connects: int = 0  # successful connections (the first one included)
+    connect_failures: int = 0
+    disconnects: int = 0  # connections lost after they were up
+    connected: bool = False
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """Split ``mqtt://host:port`` / ``mqtts://host:port`` into host, port and whether TLS is on.
+
+    Raises:
+        ConfigError: not an mqtt:// or mqtts:// URL with a host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"mqtt.url: expected mqtt://host[:port] or mqtts://host[:port], got {parts.scheme}://…")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+class _Connection:
+    """The thin adapter over one connected aiomqtt client: the only code that sees ``MqttError``."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> None:
+        try:
+            await self._client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise PublishError(f"publish to {topic} failed: {exc}") from exc
+
+    async def subscribe(self, topic: str) -> None:
+        try:
+            await self._client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError as exc:
+            raise PublishError(f"subscribe to {topic} failed: {exc}") from exc
+
+    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+        try:
+            async for message in self._client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                yield str(message.topic), payload
+        except aiomqtt.MqttError as exc:
+            raise PublishError(f"connection lost: {exc}") from exc
+
+
+class MqttSink:
+    """Publishes every record it is sent, through the outbox, with reconnects and replay.
+
+    Args:
+        cfg: the ``mqtt`` section (credentials, TLS, QoS, reconnect bounds).
+        url: the broker (``cfg.url`` or the embedded broker's).
+        device_id: names the topics and, unless configured, the client id.
+        outbox: where records wait for their PUBACK (opened by the caller, closed by this sink).
+        replay_rate_hz: history replay rate.
+        discovery: Home Assistant discovery to publish on connect and on HA's birth message.
+        flush_s: on exit, how long to keep publishing records still waiting before saying ``stopped``.
+        stale_s: at connect, records older than this are replayed on ``history`` rather than ``vitals``.
+    """
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        *,
+        url: str,
+        device_id: str,
+        outbox: Outbox,
+        replay_rate_hz: float = 50.0,
+        discovery: Discovery | None = None,
+        flush_s: float = 3.0,
+        stale_s: float = 2.0,
+    ) -> None:
+        self._cfg = cfg
+        self._host, self._port, self._tls = broker_address(url)
+        self.device_id = device_id
+        self.base_topic = f"vitaledge/{device_id}"
+        self.client_id = cfg.client_id or f"vitaledge-{device_id}"
+        self.outbox = outbox
+        self._replay_interval_s = 1.0 / replay_rate_hz
+        self._discovery = discovery
+        self._flush_s = flush_s
+        self._stale_s = stale_s
+        self.stats = PublisherStats()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._boundary = 0  # rows up to this id are history for the current connection
+        self._live_after = 0  # live rows up to this id are done
+
+    # --- Sink protocol ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._closing.clear()
+        _quiet_stale_socket_callbacks(asyncio.get_running_loop())
+        self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._closing.set()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(task, timeout=self._flush_s + 2.0)
+            except TimeoutError:
+                _log.warning("mqtt: did not stop within %.0f s; records stay in the outbox", self._flush_s + 2)
+            except Exception:  # the task's own failures are logged where they happen
+                _log.exception("mqtt: publisher failed while stopping")
+        self.outbox.close()
+
+    async def send(self, record: VitalsRecord) -> None:
+        """Store the record in the outbox (committed) and wake the publisher; never waits on the network."""
+        payload = json.dumps(record.to_json_dict(), separators=(",", ":"), allow_nan=False).encode()
+        self.outbox.put(record.seq, payload)
+        self._wake.set()
+
+    def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        """Samples are not published."""
+
+    # --- connection loop -------------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        password: str | None = None
+        if self._cfg.password is not None:
+            password = self._cfg.password.get_secret_value()
+        elif self._cfg.password_file is not None:
+            password = _read_secret(self._cfg.password_file)
+        tls_params = None
+        if self._tls:
+            tls_params = aiomqtt.TLSParameters(
+                ca_certs=str(self._cfg.tls_ca_file) if self._cfg.tls_ca_file else None,
+                cert_reqs=ssl.CERT_NONE if self._cfg.tls_insecure else ssl.CERT_REQUIRED,
+            )
+        return aiomqtt.Client(
+            self._host,
+            self._port,
+            identifier=self.client_id,
+            username=self._cfg.username,
+            password=password,
+            will=aiomqtt.Will(f"{self.base_topic}/status", b"offline", qos=1, retain=True),
+            keepalive=self._cfg.keepalive_s,
+            timeout=10.0,
+            tls_params=tls_params,
+            tls_insecure=self._cfg.tls_insecure if self._tls else None,
+            logger=logging.getLogger("edge.mqtt.client"),
+        )
+
+    async def _run(self) -> None:
+        delay_s = self._cfg.reconnect_min_s
+        rng = random.Random()
+        where = f"{self._host}:{self._port}"
+        while not self._closing.is_set():
+            connected = False
+            try:
+                client = self._client()
+                try:
+                    async with client:
+                        connected = True
+                        self.stats.connects += 1
+                        self.stats.connected = True
+                        delay_s = self._cfg.reconnect_min_s
+                        _log.info("mqtt: connected to %s as %s", where, self.client_id)
+                        await self._session(_Connection(client))
+                except aiomqtt.MqttError as exc:  # connect/disconnect themselves (the adapter covers the rest)
+                    raise PublishError(str(exc)) from exc
+                return  # closing: the session said `stopped`
+            except (PublishError, OSError) as exc:
+                reason = str(exc)
+            except Exception as exc:  # a bug: log it once with its traceback, keep trying
+                _log.exception("mqtt: publisher error")
+                reason = repr(exc)
+            finally:
+                if connected:
+                    self.stats.connected = False
+                    self.stats.disconnects += 1
+            if not connected:
+                self.stats.connect_failures += 1
+            wait_s = delay_s * rng.uniform(0.75, 1.25)
+            delay_s = min(delay_s * 2.0, self._cfg.reconnect_max_s)
+            _log.warning(
+                "mqtt: %s %s: %s; %d records in the outbox; retrying in %.1f s",
+                "lost" if connected else "cannot reach", where, reason, self.outbox.depth, wait_s,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=wait_s)
+
+    async def _session(self, conn: _Connection) -> None:
+        # Records that waited longer than `stale_s` (an outage, a restart) go to `history`, the rest live.
+        self._boundary = self._live_after = self.outbox.last_id_before(time.time() - self._stale_s)
+        await conn.publish(f"{self.base_topic}/status", b"online", qos=1, retain=True)
+        if self._discovery is not None:
+            await conn.subscribe(self._discovery.ha_status_topic)
+            await conn.publish(self._discovery.topic, self._discovery.payload, qos=1, retain=True)
+        live = asyncio.create_task(self._publish_live(conn), name="mqtt-live")
+        tasks = {live, asyncio.create_task(self._replay(conn), name="mqtt-history"),
+                 asyncio.create_task(self._listen(conn), name="mqtt-listen")}
+        try:
+            while live in tasks:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    tasks.discard(task)
+                    if (exc := task.exception()) is not None:
+                        raise exc
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        # The live task returns only when closing and drained (or out of time).
+        await conn.publish(f"{self.base_topic}/status", b"stopped", qos=1, retain=True)
+
+    async def _publish_live(self, conn: _Connection) -> None:
+        topic = f"{self.base_topic}/vitals"
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            rows = self.outbox.rows(after_id=self._live_after, limit=_BATCH)
+            for row in rows:
+                await conn.publish(topic, row.payload, qos=self._cfg.qos)
+                self.outbox.remove(row.id)
+                self._live_after = row.id
+                self.stats.published += 1
+            if self._closing.is_set():
+                deadline = deadline or loop.time() + self._flush_s
+                if not rows or loop.time() >= deadline:
+                    return
+                continue
+            if not rows:
+                await self._wake.wait()
+
+    async def _replay(self, conn: _Connection) -> None:
+        topic = f"{self.base_topic}/history"
+        after = 0
+        while not self._closing.is_set():
+            rows = self.outbox.rows(after_id=after, up_to_id=self._boundary, limit=_BATCH)
+            if not rows:
+                if self.stats.replayed:
+                    _log.info("mqtt: history replay done; outbox depth %d", self.outbox.depth)
+                return
+            for row in rows:
+                if self._closing.is_set():
+                    return
+                await conn.publish(topic, _mark_replayed(row.payload), qos=self._cfg.qos)
+                self.outbox.remove(row.id)
+                after = row.id
+                self.stats.replayed += 1
+                await asyncio.sleep(self._replay_interval_s)
+
+    async def _listen(self, conn: _Connection) -> None:
+        async for topic, payload in conn.messages():
+            if self._discovery is not None and topic == self._discovery.ha_status_topic and payload == b"online":
+                _log.info("mqtt: Home Assistant came online; re-sending discovery")
+                await conn.publish(self._discovery.topic, self._discovery.payload, qos=1, retain=True)
+
+
+def _quiet_stale_socket_callbacks(loop: asyncio.AbstractEventLoop) -> None:
+    """Turn aiomqtt's known lost-connection race into one debug line instead of an asyncio traceback.
+
+    aiomqtt schedules ``loop.add_writer(fd)`` with ``call_soon_threadsafe``; when the broker dies between
+    scheduling and running, the fd is already closed and asyncio logs ``OSError: [Errno 9]`` with a
+    traceback, although the disconnect itself is handled (the session ends and we reconnect).
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_vitaledge_mqtt", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno == errno.EBADF and "add_writer" in repr(context.get("handle")):
+            _log.debug("mqtt: socket closed before aiomqtt registered a write (connection lost)")
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler._vitaledge_mqtt = True  # type: ignore[attr-defined]  # marks it installed (idempotent)
+    loop.set_exception_handler(handler)
+
+
+def _mark_replayed(payload: bytes) -> bytes:
+    record = json.loads(payload)
+    record["replayed"] = True
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:  # the message names the file, never its content
+        raise PublishError(f"cannot read mqtt.password_file {path}: {exc.strerror or exc}") from exc

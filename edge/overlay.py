@@ -1,0 +1,244 @@
+"""The live overlay: a small aiohttp site with MJPEG streams, live numbers, a chart and /metrics.
+
+``observe()`` only keeps references to the latest frames and readings; a frame is drawn and encoded
+only when a viewer asks for it, once per new frame however many viewers there are, at most ``fps``
+times a second per viewer, and a slow viewer simply gets the newest frame next (never a backlog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal, Self
+
+import numpy as np
+from aiohttp import web
+
+from drivers.samples import Sample, ThermalFrame, VisibleFrame
+from edge.config import OverlayConfig
+from edge.metrics import CONTENT_TYPE, Metrics
+from edge.overlay_draw import annotate_visible, encode_jpeg, false_colour
+from edge.ratelimit import RateLimitedLog
+from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
+
+__all__ = ["Overlay"]
+
+_log = logging.getLogger(__name__)
+
+Stream = Literal["visible", "thermal"]
+_BOUNDARY = "vitaledge-frame"
+_STATIC = ("index.html", "overlay.js", "overlay.css")
+_TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    version: int
+    sample: VisibleFrame | ThermalFrame
+    heart_rate: HeartRateReading
+    thermal: ThermalReading
+
+
+class Overlay:
+    """A Sink that serves the overlay page (and, given ``metrics``, ``/metrics``) while it is entered.
+
+    Args:
+        cfg: the ``overlay`` section (bind address, fps cap, JPEG quality, chart length).
+        metrics: renders ``/metrics``; None: no metrics route (may be set until the sink is entered).
+        device_id: shown on the page.
+        serve_page: False serves ``/metrics`` alone (overlay disabled, metrics enabled).
+    """
+
+    name = "overlay"
+
+    def __init__(
+        self, cfg: OverlayConfig, *, metrics: Metrics | None = None, device_id: str = "", serve_page: bool = True
+    ) -> None:
+        self._cfg = cfg
+        self.metrics = metrics
+        self._serve_page = serve_page
+        self._device_id = device_id
+        self._latest: dict[Stream, _Latest | None] = {"visible": None, "thermal": None}
+        self._versions: dict[Stream, int] = {"visible": 0, "thermal": 0}
+        self._encoded: dict[Stream, tuple[int, bytes]] = {}
+        self._encode_locks: dict[Stream, asyncio.Lock] = {}
+        self._record: dict[str, object] | None = None
+        self._history: collections.deque[tuple[float, float | None, float | None]] = collections.deque()
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._faults = RateLimitedLog(_log)
+        self.viewers = 0
+        self.encoded_frames = 0  # JPEGs made (0 while nobody watches)
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.url: str | None = None  # http://host:port/ once listening
+
+    # --- Sink protocol ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._closing.clear()
+        self._encode_locks = {"visible": asyncio.Lock(), "thermal": asyncio.Lock()}
+        runner = web.AppRunner(self._app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._cfg.host, self._cfg.port)
+        try:
+            await site.start()
+        except OSError as exc:  # a taken port must not stop the measurements
+            await runner.cleanup()
+            _log.error("overlay: cannot listen on %s:%d (%s); overlay disabled",
+                       self._cfg.host, self._cfg.port, exc.strerror or exc)
+            return self
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/"
+        _log.info("overlay: %s", self.url)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def send(self, record: VitalsRecord) -> None:
+        """Keep the latest record and the chart's history (no I/O)."""
+        self._record = record.to_json_dict()
+        hr, temp = record.heart_rate.bpm, record.thermal.face_corrected_c
+        self._history.append((record.t_wall, _finite(hr), _finite(temp)))
+        while self._history and self._history[0][0] < record.t_wall - self._cfg.chart_s:
+            self._history.popleft()
+
+    def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        """Keep a reference to the newest frame of each stream with the readings of that instant."""
+        stream: Stream
+        if isinstance(sample, VisibleFrame):
+            stream = "visible"
+        elif isinstance(sample, ThermalFrame):
+            stream = "thermal"
+        else:
+            return
+        self._versions[stream] += 1
+        self._latest[stream] = _Latest(self._versions[stream], sample, heart_rate, thermal)
+
+    # --- web -------------------------------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        if self._serve_page:
+            app.router.add_get("/", self._static)
+            app.router.add_get("/static/{name}", self._static)
+            app.router.add_get("/stream/{stream}.mjpg", self._mjpeg)
+            app.router.add_get("/snapshot/{stream}.jpg", self._snapshot)
+            app.router.add_get("/api/live", self._live)
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self._metrics_page)
+        return app
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info.get("name", "index.html")
+        if name not in _STATIC:
+            raise web.HTTPNotFound()
+        body = resources.files("edge").joinpath("static", name).read_bytes()
+        return web.Response(body=body, content_type=_TYPES[name.rsplit(".", 1)[1]],
+                            headers={"Cache-Control": "no-cache"})
+
+    async def _live(self, request: web.Request) -> web.Response:
+        history = list(self._history)
+        return web.json_response({
+            "device_id": self._device_id,
+            "record": self._record,
+            "chart_s": self._cfg.chart_s,
+            "history": {
+                "t": [t for t, _, _ in history],
+                "bpm": [b for _, b, _ in history],
+                "temp_c": [c for _, _, c in history],
+            },
+            "viewers": self.viewers,
+        }, headers={"Cache-Control": "no-store"})
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        return web.Response(text=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    def _stream_name(self, request: web.Request) -> Stream:
+        name = request.match_info["stream"]
+        if name == "visible":
+            return "visible"
+        if name == "thermal":
+            return "thermal"
+        raise web.HTTPNotFound()
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        stream = self._stream_name(request)
+        jpeg = await self._jpeg(stream)
+        if jpeg is None:
+            raise web.HTTPServiceUnavailable(text=f"no {stream} frame yet")
+        return web.Response(body=jpeg[1], content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    async def _mjpeg(self, request: web.Request) -> web.StreamResponse:
+        stream = self._stream_name(request)
+        response = web.StreamResponse(headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={_BOUNDARY}",
+            "Cache-Control": "no-store",
+        })
+        await response.prepare(request)
+        period_s = 1.0 / self._cfg.fps
+        sent = -1
+        self.viewers += 1
+        try:
+            while not self._closing.is_set():
+                latest = self._latest[stream]
+                if latest is not None and latest.version != sent:
+                    jpeg = await self._jpeg(stream)
+                    if jpeg is not None:
+                        sent = jpeg[0]
+                        await response.write(
+                            f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg[1])}\r\n\r\n"
+                            .encode() + jpeg[1] + b"\r\n"
+                        )
+                await asyncio.sleep(period_s)
+        except ConnectionError:
+            pass  # the viewer went away
+        finally:
+            self.viewers -= 1
+        return response
+
+    async def _jpeg(self, stream: Stream) -> tuple[int, bytes] | None:
+        """The newest frame of ``stream`` as JPEG, drawn and encoded once per frame (in a worker thread)."""
+        async with self._encode_locks[stream]:
+            latest = self._latest[stream]
+            if latest is None:
+                return None
+            cached = self._encoded.get(stream)
+            if cached is not None and cached[0] == latest.version:
+                return cached
+            try:
+                jpeg = await asyncio.to_thread(self._render, latest, self._cfg.jpeg_quality)
+            except Exception as exc:  # a corrupt frame: counted, logged once a minute, stream goes on
+                kind = f"overlay_{stream}_frame"
+                self.errors[kind] += 1
+                self._faults.warn(kind, f"cannot draw {stream} frame {latest.sample.seq}: {exc!r}")
+                return cached
+            self.encoded_frames += 1
+            self._encoded[stream] = (latest.version, jpeg)
+            return self._encoded[stream]
+
+    @staticmethod
+    def _render(latest: _Latest, quality: int) -> bytes:
+        sample = latest.sample
+        if isinstance(sample, VisibleFrame):
+            image = np.asarray(sample.image)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"visible frame is {image.dtype} {image.shape}, expected uint8 H×W×3")
+            return encode_jpeg(annotate_visible(image, latest.heart_rate, latest.thermal), quality)
+        celsius = np.asarray(sample.celsius)
+        if celsius.ndim != 2:
+            raise ValueError(f"thermal frame has shape {celsius.shape}, expected H×W")
+        return encode_jpeg(false_colour(celsius.astype(np.float32, copy=False), latest.thermal), quality)
+
+
+def _finite(value: float | None) -> float | None:
+    return round(float(value), 2) if value is not None and math.isfinite(value) else None

@@ -1,0 +1,129 @@
+"""Scores published records against the simulated rig's ground truth (the demo's summary).
+
+A sink like any other: ``observe`` reads the truth the rig puts in sample ``meta`` (fusion never
+does), ``send`` compares each record with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from typing import Self, TextIO
+
+from drivers.samples import Sample, ThermalFrame, VisibleFrame
+from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
+
+__all__ = ["RigScore", "ScoreSummary"]
+
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreSummary:
+    records: int
+    hr_records: int  # records that carried a heart rate
+    hr_mae_bpm: float | None
+    temp_records: int  # records with both a raw and a corrected face temperature
+    temp_mae_raw_c: float | None
+    temp_mae_corrected_c: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 3)
+
+        return {
+            "records": self.records,
+            "hr_records": self.hr_records,
+            "hr_mae_bpm": r(self.hr_mae_bpm),
+            "temp_records": self.temp_records,
+            "temp_mae_raw_c": r(self.temp_mae_raw_c),
+            "temp_mae_corrected_c": r(self.temp_mae_corrected_c),
+        }
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+class RigScore:
+    """Collects per-record errors against the rig's truth and prints a live status line.
+
+    Args:
+        hr_window_s: the true heart rate is averaged over this trailing window, the span the
+            estimator's PSD describes.
+        status: where the one-line live status goes; None for silence.
+    """
+
+    name = "rig-score"
+
+    def __init__(self, hr_window_s: float = 10.0, status: TextIO | None = None) -> None:
+        self._hr_window_ns = int(hr_window_s * _NS_PER_S)
+        self._true_hr: collections.deque[tuple[int, float]] = collections.deque()
+        self._true_face_c: float | None = None
+        self._status = status
+        self._records = 0
+        self._hr_errors: list[float] = []
+        self._raw_errors: list[float] = []
+        self._corrected_errors: list[float] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._status is not None and self._status.isatty():
+            self._status.write("\n")
+            self._status.flush()
+
+    def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        if isinstance(sample, VisibleFrame) and "true_hr_bpm" in sample.meta:
+            self._true_hr.append((sample.t_mono, float(sample.meta["true_hr_bpm"])))  # type: ignore[arg-type]  # meta values are object
+            while self._true_hr and self._true_hr[0][0] < sample.t_mono - self._hr_window_ns:
+                self._true_hr.popleft()
+        elif isinstance(sample, ThermalFrame) and "true_face_c" in sample.meta and not sample.ffc:
+            self._true_face_c = float(sample.meta["true_face_c"])  # type: ignore[arg-type]  # meta values are object
+
+    async def send(self, record: VitalsRecord) -> None:
+        self._records += 1
+        hr, th = record.heart_rate, record.thermal
+        true_hr = statistics.fmean(v for _, v in self._true_hr) if self._true_hr else None
+        if hr.bpm is not None and true_hr is not None:
+            self._hr_errors.append(abs(hr.bpm - true_hr))
+        truth = self._true_face_c
+        raw, corrected = th.face_raw_c, th.face_corrected_c
+        if truth is not None and raw is not None and corrected is not None and math.isfinite(raw + corrected):
+            self._raw_errors.append(abs(raw - truth))
+            self._corrected_errors.append(abs(corrected - truth))
+        if self._status is not None:
+            self._write_status(record, true_hr, truth)
+
+    def _write_status(self, record: VitalsRecord, true_hr: float | None, true_face_c: float | None) -> None:
+        def f(x: float | None, fmt: str) -> str:
+            return "—" if x is None else format(x, fmt)
+
+        hr, th = record.heart_rate, record.thermal
+        line = (
+            f"seq {record.seq:5d} | HR {f(hr.bpm, '5.1f')} bpm (c={hr.confidence:.2f}, true {f(true_hr, '5.1f')})"
+            f" | face {f(th.face_raw_c, '5.2f')} → {f(th.face_corrected_c, '5.2f')} °C"
+            f" (true {f(true_face_c, '5.2f')}, ref {th.reference or '—'})"
+        )
+        flags = ",".join(record.flags)
+        if flags:
+            line += f" [{flags}]"
+        if self._status is sys.stderr and self._status.isatty():
+            self._status.write("\r\x1b[2K" + line)
+        else:
+            self._status.write(line + "\n")  # type: ignore[union-attr]  # checked by the caller
+        self._status.flush()  # type: ignore[union-attr]  # checked by the caller
+
+    def summary(self) -> ScoreSummary:
+        return ScoreSummary(
+            records=self._records,
+            hr_records=len(self._hr_errors),
+            hr_mae_bpm=_mean(self._hr_errors),
+            temp_records=len(self._raw_errors),
+            temp_mae_raw_c=_mean(self._raw_errors),
+            temp_mae_corrected_c=_mean(self._corrected_errors),
+        )

@@ -1,0 +1,87 @@
+"""Build the configured sinks, in start order (the app stops them in reverse)."""
+
+from __future__ import annotations
+
+import os
+
+from edge.config import VitalEdgeConfig
+from edge.dispatch import Sink
+from edge.homeassistant import discovery_message
+from edge.mqtt import MqttSink
+from edge.outbox import Outbox, default_outbox_path
+from edge.stats import AppStats
+
+__all__ = ["build_mqtt_sink", "build_sinks"]
+
+
+def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
+    """The MQTT publisher with its outbox (opened now) and, when enabled, Home Assistant discovery.
+
+    Args:
+        cfg: the validated configuration.
+        mqtt_url: the broker to use (``cfg.mqtt.url`` or the embedded broker's).
+
+    Returns:
+        The sink, not yet started.
+    """
+    out = cfg.outbox
+    outbox = Outbox(
+        out.path or default_outbox_path(cfg.device_id),
+        max_rows=out.max_rows,
+        max_bytes=out.max_bytes,
+        max_age_s=out.max_age_s,
+    )
+    base_topic = f"vitaledge/{cfg.device_id}"
+    ha = cfg.homeassistant
+    discovery = (
+        discovery_message(
+            cfg.device_id,
+            base_topic=base_topic,
+            prefix=ha.discovery_prefix,
+            expire_after_s=ha.expire_after_s,
+            name=ha.name,
+            qos=cfg.mqtt.qos,
+        )
+        if ha.enabled
+        else None
+    )
+    return MqttSink(
+        cfg.mqtt,
+        url=mqtt_url,
+        device_id=cfg.device_id,
+        outbox=outbox,
+        replay_rate_hz=out.replay_rate_hz,
+        discovery=discovery,
+    )
+
+
+def build_sinks(cfg: VitalEdgeConfig, stats: AppStats, *, mqtt_url: str) -> list[Sink]:
+    """Every sink the configuration asks for: MQTT first, then the overlay/metrics server and systemd.
+
+    Args:
+        cfg: the validated configuration.
+        stats: the app's counters (metrics and the watchdog read them).
+        mqtt_url: the broker to use.
+
+    Returns:
+        Sinks, not yet started.
+    """
+    mqtt = build_mqtt_sink(cfg, mqtt_url=mqtt_url)
+    sinks: list[Sink] = [mqtt]
+    if cfg.overlay.enabled or cfg.metrics.enabled:
+        from edge.metrics import Metrics
+        from edge.overlay import Overlay
+
+        overlay = Overlay(cfg.overlay, device_id=cfg.device_id, serve_page=cfg.overlay.enabled)
+        if cfg.metrics.enabled:
+            overlay.metrics = Metrics(stats, mqtt=mqtt, viewers=lambda: overlay.viewers)
+        sinks.append(overlay)
+    if cfg.overlay.window:
+        from edge.window import WindowSink
+
+        sinks.append(WindowSink(fps=cfg.overlay.fps))
+    if os.environ.get("NOTIFY_SOCKET"):
+        from edge.service import ServiceSink
+
+        sinks.append(ServiceSink(cfg.service, outbox_depth=lambda: mqtt.outbox.depth))
+    return sinks

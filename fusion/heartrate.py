@@ -1,0 +1,205 @@
+"""Heart rate from a pulse signal: windowed PSD peak, smoothing, confidence and fusion with the median.
+
+Per window (10 s, every 1 s): linear detrend, Hann taper, zero-pad, periodogram (scipy.signal), peak in
+40–180 bpm refined by parabolic interpolation of the log-power around the peak bin. The instantaneous
+values are smoothed with a Hamming window over the last few steps; confidence ``c`` is the spectral SNR
+turned into [0, 1]; the published rate is ``c·h_inst + (1−c)·h_median`` with the median over the session.
+
+Why a periodogram and not Welch: a 10 s window holds only 7–30 beats; Welch's shorter segments would
+widen the main lobe (5 s segments: ±24 bpm with a Hann taper) and merge the pulse with motion and
+respiration peaks. The variance Welch would remove is removed instead across windows, by the Hamming
+smoothing and the fusion with the session median.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import signal as sps
+
+__all__ = ["BAND_BPM", "HeartRate", "HeartRateEstimator", "SpectralPeak", "spectral_peak"]
+
+BAND_BPM = (40.0, 180.0)
+_NS_PER_S = 1_000_000_000
+# Zero-pad so that one FFT bin is at most this wide; parabolic interpolation then refines the peak.
+_MAX_BIN_BPM = 0.5
+# Median histogram: 0.1 bpm bins over the band (constant memory for sessions of any length).
+_MEDIAN_BIN_BPM = 0.1
+# Butterworth band-pass order (applied forwards and backwards: zero phase, twice the order).
+_BAND_ORDER = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SpectralPeak:
+    """The dominant in-band frequency of one window.
+
+    Attributes:
+        bpm: peak frequency in beats per minute (interpolated).
+        confidence: how far the share of in-band power in the peak's main lobe (and its second
+            harmonic's) exceeds what the largest lobe of white noise would hold, as a fraction of the
+            possible excess (0: indistinguishable from noise; 1: a pure periodic pulse).
+        snr_db: power in those lobes over the rest of the band, in dB.
+    """
+
+    bpm: float
+    confidence: float
+    snr_db: float
+
+
+def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM) -> SpectralPeak:
+    """Heart rate of one window: detrend, Hann taper, zero-pad, periodogram, interpolated peak.
+
+    Args:
+        x: the window's samples at ``fs_hz`` (at least 2 s).
+        fs_hz: sample rate.
+        band_bpm: search band.
+
+    Returns:
+        The peak and its confidence.
+
+    Raises:
+        ValueError: the window is shorter than 2 s or the rate cannot represent the band.
+    """
+    n = len(x)
+    if n < 2 * fs_hz:
+        raise ValueError(f"window of {n} samples at {fs_hz} Hz is shorter than 2 s")
+    if fs_hz <= 2 * band_bpm[1] / 60:
+        raise ValueError(f"fs_hz {fs_hz} cannot represent {band_bpm[1]} bpm")
+    nfft = max(n, 1 << math.ceil(math.log2(fs_hz * 60.0 / _MAX_BIN_BPM)))
+    lo, hi = band_bpm[0] / 60, band_bpm[1] / 60
+    # Band-pass first: respiration and slow motion (0.1–0.5 Hz) are often far stronger than the
+    # pulse, and through the taper's main lobe (±2/T = ±0.2 Hz) would raise a false peak at 40 bpm.
+    sos = sps.butter(_BAND_ORDER, (lo, hi), btype="bandpass", fs=fs_hz, output="sos")
+    x = sps.sosfiltfilt(sos, sps.detrend(x, type="linear"))
+    f_hz, p = sps.periodogram(x, fs=fs_hz, window="hann", nfft=nfft, detrend="linear")
+    band = (f_hz >= lo) & (f_hz <= hi)
+    idx = np.flatnonzero(band)
+    pb = p[idx]
+    total = float(pb.sum())
+    if not total > 0 or not np.all(np.isfinite(pb)):
+        return SpectralPeak(bpm=math.nan, confidence=0.0, snr_db=-math.inf)
+    k = int(np.argmax(pb))
+    i = idx[k]
+    f_peak = float(f_hz[i])
+    if 0 < k < len(idx) - 1:
+        # Quadratic through log-power of the three bins around the maximum (a Hann main lobe in dB
+        # is close to a parabola, so this is nearly unbiased).
+        a, b, c = np.log(p[i - 1 : i + 2] + 1e-30)
+        denom = a - 2 * b + c
+        if denom < 0:
+            f_peak += float(0.5 * (a - c) / denom) * (f_hz[1] - f_hz[0])
+    # Main-lobe half width of a Hann-tapered window of n samples: 2 / T.
+    half_hz = 2.0 * fs_hz / n
+    in_lobe = np.abs(f_hz[idx] - f_peak) <= half_hz
+    if 2 * f_peak <= hi:
+        in_lobe |= np.abs(f_hz[idx] - 2 * f_peak) <= half_hz
+    signal_p = float(pb[in_lobe].sum())
+    noise_p = total - signal_p
+    share = signal_p / total
+    # What white noise would put in the largest of the band's K lobe-sized cells: each cell's share
+    # is about Exp(1)/K, and the expected maximum of K such is H_K / K (H_K the harmonic number).
+    k_cells = max(1, round(1.0 / max(float(in_lobe.mean()), 1e-6)))
+    share_noise = min(0.99, sum(1.0 / j for j in range(1, k_cells + 1)) / k_cells)
+    confidence = max(0.0, (share - share_noise) / (1.0 - share_noise))
+    snr_db = 10 * math.log10(signal_p / noise_p) if noise_p > 0 else math.inf
+    return SpectralPeak(bpm=f_peak * 60.0, confidence=min(1.0, confidence), snr_db=snr_db)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartRate:
+    """One published heart rate.
+
+    Attributes:
+        bpm: published rate ``c·instant_bpm + (1−c)·median_bpm``.
+        confidence: ``c`` in [0, 1] (Hamming-smoothed like the rate).
+        t_mono: end of the window it describes (ns).
+        instant_bpm: the Hamming-smoothed instantaneous rate.
+        median_bpm: median of the raw window rates over the session so far.
+        raw_bpm: this window's own spectral peak.
+    """
+
+    bpm: float
+    confidence: float
+    t_mono: int
+    instant_bpm: float
+    median_bpm: float
+    raw_bpm: float
+
+
+class HeartRateEstimator:
+    """Feeds on a uniformly sampled pulse signal; a new heart rate every ``step_s`` once a window is full.
+
+    Args:
+        fs_hz: the pulse signal's rate.
+        window_s: PSD window.
+        step_s: time between estimates.
+        smooth_s: span of the Hamming window over successive estimates (5 s: the rate of a resting
+            heart changes little over a few seconds, and the lag is half of it).
+    """
+
+    def __init__(self, fs_hz: float, window_s: float = 10.0, step_s: float = 1.0, smooth_s: float = 5.0) -> None:
+        if window_s < 2.0 or step_s <= 0 or smooth_s < 0:
+            raise ValueError("window_s must be ≥ 2 s and step_s > 0, smooth_s ≥ 0")
+        self.fs_hz = fs_hz
+        self.window_s = window_s
+        self._n = round(window_s * fs_hz)
+        self._step = max(1, round(step_s * fs_hz))
+        self._k_smooth = max(1, round(smooth_s / step_s))
+        lo, hi = BAND_BPM
+        self._hist = np.zeros(round((hi - lo) / _MEDIAN_BIN_BPM) + 1, dtype=np.int64)
+        self._buf = np.zeros(self._n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current signal (face lost); the session median is kept."""
+        self._filled = 0
+        self._pos = 0
+        self._since = 0
+        self._recent: list[tuple[float, float]] = []  # (raw bpm, confidence), newest last
+        self._result: HeartRate | None = None
+
+    def push(self, value: float, t_mono: int) -> None:
+        """Feed one pulse sample taken at ``t_mono`` (ns)."""
+        self._buf[self._pos] = value
+        self._pos = (self._pos + 1) % self._n
+        self._filled = min(self._filled + 1, self._n)
+        self._since += 1
+        if self._filled == self._n and self._since >= self._step:
+            self._since = 0
+            self._estimate(t_mono)
+
+    def result(self) -> HeartRate | None:
+        """The latest heart rate, or None until a full window has been seen since the last reset."""
+        return self._result
+
+    def _estimate(self, t_mono: int) -> None:
+        window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
+        peak = spectral_peak(window, self.fs_hz)
+        if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
+            return
+        self._recent = [*self._recent, (peak.bpm, peak.confidence)][-self._k_smooth :]
+        w = np.hamming(len(self._recent)) if len(self._recent) > 2 else np.ones(len(self._recent))
+        values = np.array(self._recent)
+        conf = float(w @ values[:, 1] / w.sum())
+        # Each window's rate also weighted by its own confidence, so that one window in which motion
+        # won the spectrum does not pull the smoothed rate (inverse-variance-like weighting).
+        wc = w * values[:, 1]
+        instant = float(wc @ values[:, 0] / wc.sum()) if wc.sum() > 1e-6 else float(w @ values[:, 0] / w.sum())
+        median = self._add_to_median(peak.bpm)
+        self._result = HeartRate(
+            bpm=conf * instant + (1 - conf) * median,
+            confidence=conf,
+            t_mono=t_mono,
+            instant_bpm=instant,
+            median_bpm=median,
+            raw_bpm=peak.bpm,
+        )
+
+    def _add_to_median(self, bpm: float) -> float:
+        lo = BAND_BPM[0]
+        self._hist[min(len(self._hist) - 1, max(0, round((bpm - lo) / _MEDIAN_BIN_BPM)))] += 1
+        cum = np.cumsum(self._hist)
+        return lo + int(np.searchsorted(cum, (cum[-1] + 1) // 2)) * _MEDIAN_BIN_BPM

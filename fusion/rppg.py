@@ -1,0 +1,138 @@
+"""The heart-rate path: webcam frames in, a HeartRateReading out (DESIGN §3).
+
+face tracker (buffered box) → crop → pulse estimator (POS / CHROM / ONNX) → heart-rate estimator
+(windowed PSD, smoothing, confidence, fusion with the session median). The fusion loop calls
+``push`` for every webcam frame and ``reading`` once a second; ``vitaledge eval rppg`` and
+``vitaledge bench rppg`` drive the same class.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import numpy.typing as npt
+
+from fusion.face import Box, FaceDetector
+from fusion.heartrate import HeartRate, HeartRateEstimator
+from fusion.pulse import PulseEstimator
+from fusion.tracking import FaceTracker
+from fusion.vitals import HeartRateReading
+
+__all__ = ["DETECT_INTERVAL_S", "LOW_CONFIDENCE", "HeartRatePipeline"]
+
+_NS_PER_S = 1_000_000_000
+# Detector every ~0.2 s: a seated head rarely moves an eighth of the face width (the buffer's margin)
+# faster than that, and the detector is the most expensive step per frame.
+DETECT_INTERVAL_S = 0.2
+# Below this confidence the published rate is mostly the session median: flagged so that consumers
+# can tell a measured rate from a held one.
+LOW_CONFIDENCE = 0.25
+
+
+class HeartRatePipeline:
+    """Tracks the face, extracts the pulse and estimates the heart rate, frame by frame.
+
+    Args:
+        detector: face detector (edge/ builds it: Haar or ONNX).
+        estimator: pulse estimator (edge/ builds it; ONNX ones get their session from edge/).
+        fs_hz: nominal video rate; sets how often the detector runs.
+        window_s: PSD window of the heart-rate estimate.
+        step_s: time between heart-rate estimates.
+        detect_every: detector period in frames; None: about every ``DETECT_INTERVAL_S``.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: FaceDetector,
+        estimator: PulseEstimator,
+        fs_hz: float,
+        window_s: float = 10.0,
+        step_s: float = 1.0,
+        detect_every: int | None = None,
+    ) -> None:
+        if not fs_hz > 0:
+            raise ValueError(f"fs_hz must be positive, got {fs_hz}")
+        every = detect_every if detect_every is not None else max(1, round(DETECT_INTERVAL_S * fs_hz))
+        self.method = estimator.name
+        self.tracker = FaceTracker(detector, detect_every=every)
+        self.estimator = estimator
+        self._hr = HeartRateEstimator(estimator.fs_hz, window_s=window_s, step_s=step_s)
+        self._consumed = 0  # pulse samples already fed to the heart-rate estimator
+        self._box: Box | None = None
+        self._tracking = False
+        self._last_t: int | None = None
+        self.frames = 0
+        self.rejected: collections.Counter[str] = collections.Counter()  # frames not used, by reason
+
+    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
+        """Process one webcam frame (H×W×3 uint8 BGR) captured at ``t_mono`` (ns).
+
+        A frame not later than the previous one (a duplicate, a source restarted on another clock) is
+        counted in ``rejected["time_not_increasing"]`` and skipped: the resampled signal must stay in
+        time order, and an unattended run must not stop over one frame.
+
+        Raises:
+            ValueError: the image is not H×W×3 uint8.
+        """
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+            raise ValueError(f"webcam frame must be H×W×3 uint8 BGR, got {image_bgr.shape} {image_bgr.dtype}")
+        if self._last_t is not None and t_mono <= self._last_t:
+            self.rejected["time_not_increasing"] += 1
+            return
+        self._last_t = t_mono
+        self.frames += 1
+        state = self.tracker.update(image_bgr, t_mono)
+        if state.box is None:
+            self._face_lost()
+            self.rejected["no_face"] += 1
+            return
+        x0, y0, x1, y1 = state.box.clipped(image_bgr.shape[1], image_bgr.shape[0])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            self._face_lost()
+            self.rejected["face_outside_image"] += 1
+            return
+        self._box = state.box
+        self._tracking = True
+        self.estimator.push(image_bgr[y0:y1, x0:x1], t_mono)
+        self._feed_heart_rate()
+
+    def heart_rate(self) -> HeartRate | None:
+        """The latest full heart-rate result (with its window end time), or None."""
+        return self._hr.result() if self._tracking else None
+
+    def reading(self) -> HeartRateReading:
+        """The current state: a heart rate only when the face is tracked and a full window was seen."""
+        if not self._tracking:
+            return HeartRateReading(bpm=None, confidence=0.0, method=self.method, face_box=None, flags=("no_face",))
+        hr = self._hr.result()
+        if hr is None:
+            return HeartRateReading(
+                bpm=None, confidence=0.0, method=self.method, face_box=self._box, flags=("warming_up",)
+            )
+        flags = ("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()
+        return HeartRateReading(
+            bpm=hr.bpm, confidence=hr.confidence, method=self.method, face_box=self._box, flags=flags
+        )
+
+    def _face_lost(self) -> None:
+        # The colour signal is discontinuous across a loss: start the windows afresh (the session
+        # median survives), so no window ever mixes two faces or a face and the background.
+        if self._tracking:
+            self.estimator.reset()
+            self._hr.reset()
+            self._consumed = 0
+        self._tracking = False
+        self._box = None
+
+    def _feed_heart_rate(self) -> None:
+        pulse = self.estimator.pulse()
+        if pulse is None or pulse.count == self._consumed:
+            return
+        new = min(pulse.count - self._consumed, len(pulse.signal))
+        n = len(pulse.signal)
+        step_ns = _NS_PER_S / pulse.fs_hz
+        for i in range(n - new, n):
+            self._hr.push(float(pulse.signal[i]), pulse.t_end - round((n - 1 - i) * step_ns))
+        self._consumed = pulse.count

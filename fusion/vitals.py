@@ -1,0 +1,94 @@
+"""What the fusion loop produces: per-path readings and the 1 Hz VitalsRecord (schema 1)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fusion.face import Box
+
+__all__ = ["SCHEMA_VERSION", "HeartRateReading", "ThermalReading", "VitalsRecord"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartRateReading:
+    """The heart-rate path's state at one instant. ``bpm`` is None when there is no honest number."""
+
+    bpm: float | None
+    confidence: float  # 0..1; 0 when bpm is None
+    method: str  # "pos" | "chrom" | "onnx"
+    face_box: Box | None  # buffered face box in the webcam image
+    flags: tuple[str, ...] = ()  # "no_face", "warming_up", "low_confidence", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThermalReading:
+    """The thermal path's state at one instant. Temperatures in °C; None when not measurable."""
+
+    face_raw_c: float | None  # camera's face temperature before correction
+    face_corrected_c: float | None  # face_raw_c + offset_c
+    offset_c: float | None  # C = T_est - T_meas
+    reference: str | None  # "palm" | "wrist" | "fused"; None when no reference was usable
+    reference_measured_c: float | None  # the camera's reading of the reference region
+    reference_estimated_c: float | None  # T_ref estimated from the wristband by regression
+    wristband_c: float | None  # wristband mean over the reference window
+    registration_ncc: float | None  # peak NCC of the visible→thermal registration in use
+    face_box: Box | None = None  # face region in thermal pixels
+    palm_box: Box | None = None  # palm region in thermal pixels (drawn by the overlay)
+    wrist_box: Box | None = None  # wrist region in thermal pixels (drawn by the overlay)
+    quality: Mapping[str, float] = field(default_factory=dict)  # per-region pixel counts, variances
+    flags: tuple[str, ...] = ()  # "ffc", "no_face", "no_reference", "no_wristband", ...
+
+
+def _num(value: float | None, ndigits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), ndigits)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VitalsRecord:
+    """One published record (1 Hz): heart rate, face temperature raw and corrected, and how."""
+
+    device_id: str
+    seq: int  # per device, from 0, no gaps
+    t_mono: int  # monotonic ns of the window end it describes
+    t_wall: float  # unix seconds of the same instant
+    heart_rate: HeartRateReading
+    thermal: ThermalReading
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.heart_rate.flags) | set(self.thermal.flags)))
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The wire form (see tests/schema/vitals.schema.json); NaN/inf become null."""
+        hr, th = self.heart_rate, self.thermal
+        return {
+            "schema": SCHEMA_VERSION,
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "t_wall": round(self.t_wall, 3),
+            "t_mono_ns": self.t_mono,
+            "heart_rate": {
+                "bpm": _num(hr.bpm, 1),
+                "confidence": _num(hr.confidence, 3) or 0.0,
+                "method": hr.method,
+                "face_box": hr.face_box.as_list() if hr.face_box else None,
+            },
+            "temperature": {
+                "face_raw_c": _num(th.face_raw_c, 2),
+                "face_corrected_c": _num(th.face_corrected_c, 2),
+                "offset_c": _num(th.offset_c, 3),
+                "reference": th.reference,
+                "reference_measured_c": _num(th.reference_measured_c, 2),
+                "reference_estimated_c": _num(th.reference_estimated_c, 2),
+                "wristband_c": _num(th.wristband_c, 2),
+                "registration_ncc": _num(th.registration_ncc, 3),
+                "quality": {k: _num(v, 3) for k, v in sorted(th.quality.items())},
+            },
+            "flags": list(self.flags),
+        }

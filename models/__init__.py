@@ -1,0 +1,1 @@
+"""vitaledge models package."""

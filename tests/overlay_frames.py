@@ -1,0 +1,40 @@
+"""Frames and readings for the overlay tests: a moving bright square, a warm face in a thermal frame."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from drivers.samples import ThermalFrame, VisibleFrame
+from fusion.face import Box
+from fusion.vitals import HeartRateReading, ThermalReading
+
+
+def visible_frame(seq: int, *, shape: tuple[int, ...] = (480, 640, 3)) -> VisibleFrame:
+    image = np.full(shape, 60, dtype=np.uint8)
+    if len(shape) == 3:
+        x = (seq * 12) % 560
+        image[200:280, x : x + 80] = (40, 200, 250)
+    image.flags.writeable = False
+    return VisibleFrame(t_mono=time.monotonic_ns(), t_wall=time.time(), source="webcam", seq=seq, image=image)
+
+
+def thermal_frame(seq: int) -> ThermalFrame:
+    yy, xx = np.mgrid[0:120, 0:160]
+    celsius = (24.0 + 10.0 * np.exp(-(((xx - 80 - seq % 20) / 25.0) ** 2 + ((yy - 55) / 30.0) ** 2))).astype(
+        np.float32
+    )
+    celsius[0, 0] = np.nan
+    celsius.flags.writeable = False
+    return ThermalFrame(t_mono=time.monotonic_ns(), t_wall=time.time(), source="thermal", seq=seq, celsius=celsius)
+
+
+def readings(bpm: float | None = 72.0) -> tuple[HeartRateReading, ThermalReading]:
+    hr = HeartRateReading(bpm=bpm, confidence=0.85, method="pos", face_box=Box(250.0, 120.0, 140.0, 170.0))
+    th = ThermalReading(
+        face_raw_c=34.9, face_corrected_c=36.7, offset_c=1.8, reference="wrist", reference_measured_c=32.0,
+        reference_estimated_c=33.8, wristband_c=33.1, registration_ncc=0.7, face_box=Box(60.0, 30.0, 40.0, 50.0),
+        palm_box=Box(20.0, 80.0, 25.0, 20.0), wrist_box=Box(110.0, 85.0, 20.0, 15.0),
+    )
+    return hr, th

@@ -1,0 +1,87 @@
+"""Config rules: one minimal valid dict, then one failing variant per rule, each naming its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.errors import ConfigError
+from edge.config import load_config
+
+
+def _minimal() -> dict[str, Any]:
+    return {"device_id": "lab-1", "sources": [{"kind": "synthetic", "name": "rig"}]}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "vitaledge.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_minimal_config_is_valid_with_paper_defaults() -> None:
+    cfg = load_config(None, _minimal())
+    assert cfg.device_id == "lab-1"
+    assert cfg.sources[0].kind == "synthetic"
+    assert (cfg.thermal.palm.a, cfg.thermal.palm.b) == (-1.4485, 1.0103)
+    assert (cfg.thermal.wrist.a, cfg.thermal.wrist.b) == (15.6850, 0.5418)
+    assert cfg.thermal.wristband_window_s == 60.0
+    assert cfg.mqtt.url is None and cfg.mqtt.qos == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "key_path", "reason"),
+    [
+        (lambda d: d.update(colour="red"), "colour", "unknown key"),
+        (lambda d: d["sources"][0].update(sed=3), "sources.0.synthetic.sed", "unknown key"),
+        (lambda d: d.update(device_id="Lab 1"), "device_id", "pattern"),
+        (lambda d: d["sources"].append({"kind": "synthetic", "name": "rig"}), "(top level)", "unique"),
+        (lambda d: d["sources"].append({"kind": "teleporter"}), "sources.1", "does not match"),
+        (lambda d: d.update(mqtt={"qos": 3}), "mqtt.qos", "less than or equal to 2"),
+        (lambda d: d.update(mqtt={"username": "u"}), "mqtt", "together"),
+        (lambda d: d.update(mqtt={"url": "http://x"}), "mqtt", "mqtt://"),
+        (lambda d: d.update(heart_rate={"method": "onnx"}), "heart_rate", "needs 'model'"),
+        (lambda d: d.update(heart_rate={"window_s": 2}), "heart_rate.window_s", "greater than or equal"),
+        (lambda d: d.update(thermal={"reference": "ear"}), "thermal.reference", "'palm', 'wrist' or 'fused'"),
+    ],
+)
+def test_each_rule_names_its_key(change: Any, key_path: str, reason: str) -> None:
+    data = _minimal()
+    change(data)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, data)
+    message = str(caught.value)
+    assert f": {key_path}: " in message, message
+    assert reason in message, message
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "device_id: [unclosed\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(_write(tmp_path, "- a\n- b\n"))
+    path = _write(tmp_path, "device_id: lab-1\nmqtt:\n  qos: 1\n  colour: red\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: mqtt.colour: unknown key$"):
+        load_config(path)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "device_id: lab-1\nmqtt:\n  qos: 1\n")
+    monkeypatch.setenv("VITALEDGE_MQTT__QOS", "2")
+    monkeypatch.setenv("VITALEDGE_DEVICE_ID", "lab-2")
+    cfg = load_config(path)
+    assert cfg.mqtt.qos == 2 and cfg.device_id == "lab-2"
+
+
+def test_secret_is_never_echoed_in_errors() -> None:
+    data = _minimal()
+    data["mqtt"] = {"username": "u", "password": "hunter2", "password_file": "/run/secret"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, data)
+    assert "hunter2" not in str(caught.value)
+    cfg = load_config(None, {**_minimal(), "mqtt": {"username": "u", "password": "hunter2"}})
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.model_dump())

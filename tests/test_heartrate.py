@@ -1,0 +1,88 @@
+"""Heart rate from a pulse signal: PSD peak accuracy, confidence, windowing and fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusion.heartrate import HeartRate, HeartRateEstimator, spectral_peak
+
+FS_HZ = 30.0
+
+
+def _pulse(bpm: float, seconds: float, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(round(seconds * FS_HZ)) / FS_HZ
+    f = bpm / 60.0
+    x = np.sin(2 * np.pi * f * t) + 0.4 * np.sin(4 * np.pi * f * t + 0.7)  # fundamental + harmonic
+    return x + noise * np.random.default_rng(seed).standard_normal(len(t))
+
+
+@pytest.mark.parametrize("bpm", [41.3, 48.0, 72.6, 110.2, 159.7, 178.9])
+def test_peak_between_bins_is_recovered(bpm: float) -> None:
+    peak = spectral_peak(_pulse(bpm, 10.0), FS_HZ)
+    assert peak.bpm == pytest.approx(bpm, abs=0.3)
+    assert peak.confidence > 0.9
+
+
+def test_slow_drift_does_not_make_a_peak_at_the_band_edge() -> None:
+    t = np.arange(300) / FS_HZ
+    x = 0.3 * np.sin(2 * np.pi * 80 / 60 * t) + 5 * np.sin(2 * np.pi * 0.3 * t) + 0.2 * t  # respiration + drift
+    assert spectral_peak(x, FS_HZ).bpm == pytest.approx(80, abs=1.0)
+
+
+def test_white_noise_gives_low_confidence() -> None:
+    noise = np.random.default_rng(1).standard_normal(300)
+    assert spectral_peak(noise, FS_HZ).confidence < 0.3
+    assert spectral_peak(_pulse(90, 10, noise=0.5), FS_HZ).confidence > 0.5
+
+
+def test_short_window_is_a_caller_error() -> None:
+    with pytest.raises(ValueError, match="shorter than 2 s"):
+        spectral_peak(np.zeros(30), FS_HZ)
+
+
+def test_no_number_before_a_full_window_then_one_per_step() -> None:
+    est = HeartRateEstimator(FS_HZ, window_s=10.0, step_s=1.0)
+    x = _pulse(66.0, 14.0)
+    results: list[HeartRate] = []
+    for i, v in enumerate(x):
+        t = round(i * 1e9 / FS_HZ)
+        est.push(float(v), t)
+        r = est.result()
+        if i < 299:
+            assert r is None
+        elif r is not None and (not results or results[-1].t_mono != r.t_mono):
+            results.append(r)
+    assert [r.t_mono for r in results][:2] == [round(299 * 1e9 / FS_HZ), round(329 * 1e9 / FS_HZ)]
+    assert len(results) == 5
+    assert all(r.bpm == pytest.approx(66.0, abs=0.5) for r in results)
+
+
+def test_published_rate_leans_on_the_median_when_confidence_is_low() -> None:
+    est = HeartRateEstimator(FS_HZ, window_s=10.0, step_s=1.0, smooth_s=1.0)
+    clean = _pulse(70.0, 20.0)
+    for i, v in enumerate(clean):
+        est.push(float(v), round(i * 1e9 / FS_HZ))
+    noisy = _pulse(100.0, 12.0, noise=3.0, seed=4)
+    for i, v in enumerate(noisy, start=len(clean)):
+        est.push(float(v), round(i * 1e9 / FS_HZ))
+    r = est.result()
+    assert r is not None
+    assert r.median_bpm == pytest.approx(70.0, abs=1.0)
+    expected = r.confidence * r.instant_bpm + (1 - r.confidence) * r.median_bpm
+    assert r.bpm == pytest.approx(expected)
+    assert abs(r.bpm - 70.0) < abs(r.raw_bpm - 70.0) or r.confidence > 0.5
+
+
+def test_reset_forgets_the_window_but_keeps_the_session_median() -> None:
+    est = HeartRateEstimator(FS_HZ)
+    for i, v in enumerate(_pulse(60.0, 12.0)):
+        est.push(float(v), round(i * 1e9 / FS_HZ))
+    assert est.result() is not None
+    est.reset()
+    assert est.result() is None
+    for i, v in enumerate(_pulse(120.0, 10.0)):
+        est.push(float(v), round((i + 400) * 1e9 / FS_HZ))
+    r = est.result()
+    assert r is not None and r.raw_bpm == pytest.approx(120, abs=0.5)
+    assert 60 <= r.median_bpm <= 120  # median over the whole session: both segments count

@@ -1,0 +1,79 @@
+"""The SQLite outbox: FIFO, durable across reopen, bounded by rows, bytes and age."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.outbox import Outbox, default_outbox_path
+
+
+def test_rows_come_back_oldest_first_and_leave_on_remove(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    ids = [box.put(seq, f"record {seq}".encode()) for seq in range(5)]
+    assert ids == sorted(ids) and box.depth == 5
+    assert [r.seq for r in box.rows(limit=3)] == [0, 1, 2]
+    assert [r.seq for r in box.rows(after_id=ids[1], up_to_id=ids[3])] == [2, 3]
+    box.remove(ids[0])
+    box.remove(ids[0])  # twice: harmless
+    assert box.depth == 4 and box.size_bytes == sum(len(f"record {s}") for s in range(1, 5))
+    assert box.rows(limit=1)[0].payload == b"record 1"
+    box.close()
+
+
+def test_a_reopened_outbox_has_every_committed_row(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "o.sqlite"
+    box = Outbox(path)
+    for seq in range(10):
+        box.put(seq, b"x" * 10)
+    box.remove(box.rows(limit=1)[0].id)
+    last = box.last_id()
+    again = Outbox(path)  # opened beside the first, not after a close(): committed rows are in the WAL
+    assert again.depth == 9 and [r.seq for r in again.rows()] == list(range(1, 10))
+    assert again.last_seq() == 9 and again.last_id() == last
+    assert again.put(10, b"y") > last, "ids keep growing after a restart (AUTOINCREMENT)"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    again.close()
+    box.close()
+
+
+def test_bounded_by_rows(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_rows=10)
+    for seq in range(25):
+        box.put(seq, b"{}")
+    assert box.depth == 10 and box.evicted == 15
+    assert [r.seq for r in box.rows()] == list(range(15, 25)), "the oldest go first"
+    box.close()
+
+
+def test_bounded_by_bytes(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_bytes=1000)
+    for seq in range(30):
+        box.put(seq, b"z" * 100)
+    assert box.size_bytes <= 1000 and box.depth == 10
+    assert box.rows()[0].seq == 20
+    box.close()
+
+
+def test_bounded_by_age(tmp_path: Path) -> None:
+    now = [1000.0]
+    box = Outbox(tmp_path / "o.sqlite", max_age_s=60, clock=lambda: now[0])
+    for seq in range(10):
+        box.put(seq, b"{}")
+        now[0] += 10
+    assert box.depth == 7, "rows accepted more than 60 s before the last put are gone"
+    assert box.rows()[0].seq == 3 and box.evicted == 3
+    assert box.last_id_before(1055.0) == box.rows()[2].id
+    box.close()
+
+
+def test_default_path_follows_systemd_then_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/vitaledge")
+    assert default_outbox_path("pi-1") == Path("/var/lib/vitaledge/outbox-pi-1.sqlite")
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_outbox_path("pi-1") == tmp_path / "vitaledge" / "outbox-pi-1.sqlite"

@@ -1,0 +1,61 @@
+"""``--window``: the annotated frame in an OpenCV window (on a real X server, Xvfb), or a clean no-op."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from edge.window import WindowSink, has_display
+from tests.overlay_frames import readings, visible_frame
+
+
+def test_no_display_means_one_warning_and_nothing_else(caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> WindowSink:
+        async with WindowSink(env={}) as window:
+            hr, th = readings()
+            window.observe(visible_frame(0), hr, th)
+            await asyncio.sleep(0.1)
+        return window
+
+    window = asyncio.run(run())
+    assert window.shown == 0
+    assert [r.levelno for r in caplog.records if "no reachable display" in r.getMessage()] == [logging.WARNING]
+    assert not has_display({}) and not has_display({"DISPLAY": ":4321"}), "set but unreachable: no display"
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed (Debian package xvfb)")
+    display = f":{90 + os.getpid() % 500}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket_path = f"/tmp/.X11-unix/X{display[1:]}"
+    deadline = time.monotonic() + 10
+    while not os.path.exists(socket_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_frames_are_drawn_in_a_window_on_a_real_display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", xvfb)
+    assert has_display()
+    hr, th = readings()
+    async with WindowSink(fps=20) as window:
+        for seq in range(20):
+            window.observe(visible_frame(seq), hr, th)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    assert window.shown >= 5, f"drew {window.shown} frames"
+    assert window.errors == 0

@@ -1,0 +1,89 @@
+"""The heart-rate pipeline end to end: the simulated rig's face at known rates, and a face-less video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.samples import VisibleFrame
+from drivers.synthetic import SimulatedRig
+from drivers.synthetic_physio import Physiology
+from edge.config import HeartRateConfig
+from edge.heart_rate import build_heart_rate_pipeline
+
+NS = 1_000_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bpm", [48.0, 72.0, 110.0, 160.0])
+def test_rig_face_pulse_is_recovered_within_2_bpm(bpm: float) -> None:
+    rig = SimulatedRig(physiology=Physiology(hr_bpm=bpm), thermal=False, wristband=False, realtime=False, seed=3)
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(method="pos"), 30.0)
+    truths = []
+    for sample in rig.stream(13.6):
+        assert isinstance(sample, VisibleFrame)
+        pipeline.push(sample.image, sample.t_mono)
+        truths.append(sample.meta["true_hr_bpm"])
+    reading = pipeline.reading()
+    assert reading.bpm is not None, reading.flags
+    assert reading.bpm == pytest.approx(bpm, abs=2.0)
+    assert reading.method == "pos" and reading.face_box is not None
+    assert truths[-1] == pytest.approx(bpm)
+
+
+def test_warming_up_until_a_full_window() -> None:
+    rig = SimulatedRig(physiology=Physiology(hr_bpm=80.0), thermal=False, wristband=False, realtime=False)
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(method="chrom"), 30.0)
+    for sample in rig.stream(5.0):
+        assert isinstance(sample, VisibleFrame)
+        pipeline.push(sample.image, sample.t_mono)
+    reading = pipeline.reading()
+    assert reading.bpm is None and reading.flags == ("warming_up",)
+    assert reading.face_box is not None
+
+
+def test_faceless_video_gives_no_heart_rate_and_the_no_face_flag() -> None:
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    ramp = np.linspace(60, 200, 640)[None, :, None] * np.ones((480, 1, 3))  # a wall, lit from one side
+    for i in range(11 * 30):  # longer than a window; brightness pulsing at 75 bpm, but no face
+        gain = 1 + 0.01 * np.sin(2 * np.pi * 1.25 * i / 30)
+        pipeline.push((ramp * gain).astype(np.uint8), i * NS // 30)
+    reading = pipeline.reading()
+    assert reading.bpm is None and reading.confidence == 0.0
+    assert reading.flags == ("no_face",) and reading.face_box is None
+    assert pipeline.heart_rate() is None
+    assert pipeline.rejected["no_face"] == 330
+
+
+def test_face_leaving_drops_the_number_and_says_so() -> None:
+    rig = SimulatedRig(physiology=Physiology(hr_bpm=70.0), thermal=False, wristband=False, realtime=False)
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    last = 0
+    for sample in rig.stream(13.6):
+        assert isinstance(sample, VisibleFrame)
+        pipeline.push(sample.image, sample.t_mono)
+        last = sample.t_mono
+    assert pipeline.reading().bpm is not None
+    empty = np.full((480, 640, 3), 128, np.uint8)
+    for i in range(1, 45):  # 1.5 s of an empty scene
+        pipeline.push(empty, last + i * NS // 30)
+    reading = pipeline.reading()
+    assert reading.bpm is None and "no_face" in reading.flags
+
+
+def test_bad_frame_is_a_caller_error() -> None:
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    with pytest.raises(ValueError, match="H×W×3 uint8"):
+        pipeline.push(np.zeros((480, 640), np.uint8), 0)
+
+
+def test_frame_out_of_time_order_is_counted_and_skipped() -> None:
+    rig = SimulatedRig(physiology=Physiology(hr_bpm=70.0), thermal=False, wristband=False, realtime=False)
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    frames = [s for s in rig.stream(1.0) if isinstance(s, VisibleFrame)]
+    for f in frames[:10]:
+        pipeline.push(f.image, f.t_mono)
+    pipeline.push(frames[3].image, frames[3].t_mono)  # late duplicate
+    pipeline.push(frames[10].image, frames[10].t_mono)
+    assert pipeline.rejected["time_not_increasing"] == 1
+    assert pipeline.frames == 11

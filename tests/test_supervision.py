@@ -1,0 +1,135 @@
+"""Supervision: a failing source is reopened with backoff while the others keep publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+import pytest
+
+from drivers.base import QueueSource
+from drivers.errors import SourceUnavailableError, UnavailableReason
+from drivers.samples import SkinTemperature
+from edge.app import Backoff, _Pipeline, _supervise
+from edge.dispatch import Dispatcher
+from edge.ratelimit import RateLimitedLog
+from edge.stats import AppStats
+from fusion.loop import FusionLoop
+from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
+from tests.test_fusion_loop import _RecordingHeartRate, _RecordingThermal
+
+MS = 1_000_000
+
+
+class _Wristband(QueueSource[SkinTemperature]):
+    """A wristband that is out of range for its first ``absent_opens`` opens, then drops after ``n`` readings."""
+
+    def __init__(self, name: str, absent_opens: int, n: int, t0_ms: int = 0) -> None:
+        super().__init__(name)
+        self.opens = 0
+        self._absent_opens = absent_opens
+        self._n = n
+        self._t_ms = t0_ms
+        self._task: asyncio.Task[None] | None = None
+
+    async def _open(self) -> None:
+        self.opens += 1
+        if self.opens <= self._absent_opens:
+            raise SourceUnavailableError(self.name, "not in range", UnavailableReason.ABSENT)
+        self._task = asyncio.create_task(self._feed())
+
+    async def _feed(self) -> None:
+        for _ in range(self._n):
+            self._t_ms += 250
+            self._offer(SkinTemperature(t_mono=self._t_ms * MS, t_wall=self._t_ms / 1e3, source=self.name,
+                                        seq=self._next_seq(), celsius=33.0))
+            await asyncio.sleep(0)
+        self._offer_failure()
+
+    def _offer_failure(self) -> None:
+        self._fail_threadsafe(SourceUnavailableError(self.name, "link lost", UnavailableReason.DISCONNECTED))
+
+    async def _close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class _Collect:
+    name = "collect"
+
+    def __init__(self) -> None:
+        self.records: list[VitalsRecord] = []
+
+    async def __aenter__(self) -> _Collect:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def send(self, record: VitalsRecord) -> None:
+        self.records.append(record)
+
+    def observe(self, sample: object, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
+        return None
+
+
+async def test_failing_source_is_reopened_with_backoff_and_counted() -> None:
+    stats, stop = AppStats(), asyncio.Event()
+    fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
+    pipeline = _Pipeline(fusion, Dispatcher([]), stats)
+    flaky = _Wristband("flaky", absent_opens=2, n=3)
+    task = asyncio.create_task(_supervise(flaky, pipeline, stats, stop, Backoff(initial_s=0.01, max_s=0.02)))
+    while stats.source("flaky").samples < 6:  # two good sessions of three readings, after two absent opens
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    flaky_stats = stats.source("flaky")
+    assert flaky.opens >= 4
+    assert flaky_stats.errors["absent"] == 2 and flaky_stats.errors["disconnected"] >= 2
+    assert flaky_stats.restarts >= 4 and not flaky_stats.connected
+
+
+async def test_backoff_grows_to_its_cap_and_resets() -> None:
+    import random
+
+    backoff = Backoff(initial_s=1.0, max_s=8.0, rng=random.Random(0))
+    delays = [backoff.next_delay() for _ in range(6)]
+    assert all(0.75 * lo <= d <= 1.25 * lo for d, lo in zip(delays, [1, 2, 4, 8, 8, 8], strict=True))
+    backoff.reset()
+    assert backoff.next_delay() <= 1.25
+
+
+def test_rate_limited_log_says_once_per_kind_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("t"), interval_s=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING):
+        assert log.warn("nan", "NaN temperature")
+        assert not log.warn("nan", "NaN temperature")
+        assert log.warn("crc", "bad CRC")
+        now[0] = 61.0
+        assert log.warn("nan", "NaN temperature")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "nan: NaN temperature",
+        "crc: bad CRC",
+        "nan: NaN temperature (1 more of this kind in the last 60 s)",
+    ]
+
+
+async def test_a_crashing_fusion_step_is_counted_not_fatal() -> None:
+    class _Broken(_RecordingThermal):
+        def push_skin(self, celsius: float, t_mono: int) -> None:
+            raise RuntimeError("bug")
+
+    stats = AppStats()
+    collect = _Collect()
+    fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_Broken())
+    pipeline = _Pipeline(fusion, Dispatcher([collect]), stats)
+    for t_ms in range(0, 2600, 250):
+        pipeline.handle("e4", SkinTemperature(t_mono=t_ms * MS, t_wall=0.0, source="e4", seq=t_ms, celsius=33.0))
+    pipeline.close()
+    await pipeline.dispatch_records()
+    assert stats.errors["fusion_SkinTemperature"] == 11
+    assert [r.seq for r in collect.records] == [0, 1]
+    assert np.isfinite(stats.fusion_latency_s)
