@@ -161,17 +161,20 @@ async def run_app(
         The final counters.
     """
     from edge.broker import EmbeddedBroker
+    from edge.mqtt import MqttSink
     from edge.sinks import build_sinks
 
     stop = stop or asyncio.Event()
     stats = stats or AppStats()
-    fusion = build_fusion(cfg)
     sources = [build_source(source_cfg) for source_cfg in cfg.sources]
     async with contextlib.AsyncExitStack() as stack:
         mqtt_url = cfg.mqtt.url
         if mqtt_url is None:
             mqtt_url = (await stack.enter_async_context(EmbeddedBroker())).url
         sinks = [*build_sinks(cfg, stats, mqtt_url=mqtt_url), *extra_sinks]
+        # A restarted app continues the sequence its outbox remembers, so subscribers see no reset.
+        first_seq = next((sink.next_seq for sink in sinks if isinstance(sink, MqttSink)), 0)
+        fusion = build_fusion(cfg, first_seq=first_seq)
         for sink in sinks:
             await stack.enter_async_context(sink)
         pipeline = _Pipeline(fusion, Dispatcher(sinks), stats)

@@ -116,8 +116,13 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
             assert_never(cfg)
 
 
-def build_fusion(cfg: VitalEdgeConfig) -> FusionLoop:
-    """The fusion loop with its heart-rate and thermal pipelines, as configured."""
+def build_fusion(cfg: VitalEdgeConfig, *, first_seq: int = 0) -> FusionLoop:
+    """The fusion loop with its heart-rate and thermal pipelines, as configured.
+
+    Args:
+        cfg: the validated configuration.
+        first_seq: ``seq`` of the first record (the outbox remembers where the last run stopped).
+    """
     from edge.heart_rate import build_face_detector, build_heart_rate_pipeline
     from edge.thermal import build_thermal_pipeline
 
@@ -126,4 +131,5 @@ def build_fusion(cfg: VitalEdgeConfig) -> FusionLoop:
         heart_rate=build_heart_rate_pipeline(cfg.heart_rate, WEBCAM_FPS_HZ),
         thermal=build_thermal_pipeline(cfg.thermal, build_face_detector(cfg.heart_rate)),
         pair_tolerance_ns=int(cfg.thermal.pair_tolerance_ms * 1e6),
+        first_seq=first_seq,
     )

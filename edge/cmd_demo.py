@@ -7,6 +7,8 @@ import asyncio
 import json
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -26,11 +28,17 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import load_config
-
     if args.seconds <= 0:
         print("vitaledge demo: error: --seconds must be positive", file=sys.stderr)
         return 2
+    # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end.
+    with tempfile.TemporaryDirectory(prefix="vitaledge-demo-") as state_dir:
+        return _run(args, Path(state_dir) / "outbox.sqlite")
+
+
+def _run(args: argparse.Namespace, outbox_path: Path) -> int:
+    from edge.config import load_config
+
     cfg = load_config(
         None,
         {
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 }
             ],
             "mqtt": {"url": args.mqtt},
+            "outbox": {"path": str(outbox_path)},
         },
     )
     summary = asyncio.run(_demo(cfg, status=not args.json))

@@ -139,6 +139,12 @@ class MqttSink:
         self._boundary = 0  # rows up to this id are history for the current connection
         self._live_after = 0  # live rows up to this id are done
 
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next record should carry: one past the highest this device ever stored."""
+        last = self.outbox.last_seq()
+        return 0 if last is None else last + 1
+
     # --- Sink protocol ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -237,8 +243,11 @@ class MqttSink:
                 await asyncio.wait_for(self._closing.wait(), timeout=wait_s)
 
     async def _session(self, conn: _Connection) -> None:
-        # Records that waited longer than `stale_s` (an outage, a restart) go to `history`, the rest live.
-        self._boundary = self._live_after = self.outbox.last_id_before(time.time() - self._stale_s)
+        # Records that waited longer than `stale_s` (an outage) or that an earlier run of the app left
+        # behind (a restart) go to `history`; the rest are live.
+        self._boundary = self._live_after = max(
+            self.outbox.last_id_before(time.time() - self._stale_s), self.outbox.inherited_up_to_id
+        )
         await conn.publish(f"{self.base_topic}/status", b"online", qos=1, retain=True)
         if self._discovery is not None:
             await conn.subscribe(self._discovery.ha_status_topic)

@@ -92,6 +92,8 @@ class Outbox:
         self._bytes = 0
         self._resync()
         self.evicted = 0  # rows dropped by the bounds (never published)
+        # Rows up to this id were accepted by an earlier run of the app: never live, however young.
+        self.inherited_up_to_id = self.last_id()
 
     def _resync(self) -> None:
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()

@@ -53,6 +53,7 @@ class FusionLoop:
         thermal: the thermal pipeline (thermal frames, wristband readings).
         pair_tolerance_ns: thermal↔webcam pairing tolerance.
         period_ns: record period (1 s).
+        first_seq: ``seq`` of the first record (a restarted app continues its sequence).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class FusionLoop:
         thermal: ThermalPath,
         pair_tolerance_ns: int = 60_000_000,
         period_ns: int = _NS_PER_S,
+        first_seq: int = 0,
     ) -> None:
         self.device_id = device_id
         self._heart_rate = heart_rate
@@ -70,7 +72,7 @@ class FusionLoop:
         self._pairer = FramePairer(pair_tolerance_ns)
         self._period_ns = period_ns
         self._next_record_ns: int | None = None
-        self._seq = 0
+        self._seq = first_seq
         self.rejected: collections.Counter[str] = collections.Counter()  # bad samples, by kind
 
     @property

@@ -63,6 +63,31 @@ async def test_vitals_qos1_not_retained_and_status_online_then_stopped(
     assert sink.client_id == f"vitaledge-{topic_prefix}"
 
 
+async def test_records_an_earlier_run_left_are_history_however_young(
+    mosquitto: MosquittoBroker, tmp_path: Path, topic_prefix: str
+) -> None:
+    path = tmp_path / "o.sqlite"
+    earlier = Outbox(path)
+    for seq in range(3):  # accepted a moment ago by a run that died before the broker acknowledged them
+        earlier.put(seq, json.dumps(make_record(topic_prefix, seq).to_json_dict()).encode())
+    earlier.close()
+    sink = MqttSink(MqttConfig(), url=mosquitto.url, device_id=topic_prefix, outbox=Outbox(path), stale_s=60.0)
+    assert sink.next_seq == 3, "the next run continues the sequence"
+    topics: list[tuple[str, int]] = []
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
+        await sub.subscribe(f"vitaledge/{topic_prefix}/+", qos=1)
+        async with sink:
+            await sink.send(make_record(topic_prefix, 3))
+            async for message in sub.messages:
+                topic = str(message.topic).rsplit("/", 1)[1]
+                if topic in ("vitals", "history"):
+                    assert isinstance(message.payload, bytes)
+                    topics.append((topic, json.loads(message.payload)["seq"]))
+                if len(topics) == 4:
+                    break
+    assert sorted(topics) == [("history", 0), ("history", 1), ("history", 2), ("vitals", 3)]
+
+
 async def test_nan_values_are_published_as_null(mosquitto: MosquittoBroker, tmp_path: Path, topic_prefix: str) -> None:
     base = make_record(topic_prefix, 0)
     nan_thermal = ThermalReading(

@@ -70,11 +70,15 @@ async def test_app_killed_mid_outage_loses_nothing(tmp_path: Path, topic_prefix:
             waiting = pending(outbox)
             assert len(waiting) >= 3, "records produced during the outage wait on disk"
             before = {(t, s) for t, s, _ in collector.received}
+            received_before = len(collector.received)
             broker.start()
             second = start_app(config, log)
             try:
                 await wait_for(lambda: len(collector.seqs("history")) >= len(waiting), 30, "the replay")
-                await asyncio.sleep(1.0)
+                await wait_for(
+                    lambda: sum(t == "vitals" for t, _, _ in collector.received[received_before:]) >= 3,
+                    30, "live records from the second run",
+                )
             finally:
                 second.send_signal(signal.SIGTERM)
                 assert second.wait(timeout=20) == 0
@@ -90,6 +94,10 @@ async def test_app_killed_mid_outage_loses_nothing(tmp_path: Path, topic_prefix:
     first_run_vitals = sorted(seq for topic, seq in before if topic == "vitals")
     assert sorted(first_run_vitals + history) == list(range(len(first_run_vitals) + len(history))), (
         "the first run's records: live ones plus replayed ones, no gap, no duplicate"
+    )
+    second_run_vitals = [seq for topic, seq, _ in collector.received[received_before:] if topic == "vitals"]
+    assert second_run_vitals[:3] == [waiting[-1][0] + 1 + i for i in range(3)], (
+        "the restarted app continues the sequence where the killed one stopped"
     )
     assert pending(outbox) == [], "the second run drained the outbox"
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
