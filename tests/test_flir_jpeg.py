@@ -14,6 +14,7 @@ import pytest
 from drivers.errors import DecodeError, SourceUnavailableError, UnavailableReason
 from drivers.flir_jpeg import FlirJpegSource, read_radiometric_jpeg
 from drivers.samples import ThermalFrame
+from tests.lifecycle import cancel_mid_iteration
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +138,7 @@ async def test_reentry_is_refused(photo: Path) -> None:
 
 async def test_cancellation_mid_iteration(photo: Path) -> None:
     source = FlirJpegSource("thermal", path=photo, rate_hz=100.0)
-    got = asyncio.Event()
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                got.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(got.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_iteration(source)
     assert source._task is None
     # and it opens again afterwards
     async with source:

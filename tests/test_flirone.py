@@ -24,6 +24,7 @@ import usb.core
 from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.flirone import FlirOneSource
 from drivers.samples import PlanckConstants, ThermalFrame
+from tests.lifecycle import cancel_mid_iteration
 
 PLANCK = PlanckConstants(
     r1=17837.53125, r2=0.012332781217992306, b=1450.4000244140625, f=1.0, o=-1143.0, provenance="test"
@@ -355,18 +356,7 @@ async def test_reentry_is_refused() -> None:
 async def test_cancellation_mid_iteration_releases_the_device(shared_data: Path) -> None:
     backend = ReplayBackend(capture_reads(shared_data))
     source = FlirOneSource("thermal", planck=PLANCK, backend=backend, queue_size=32)
-    got = asyncio.Event()
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                got.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(got.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_iteration(source, timeout_s=10)
     assert backend.handles_open == 0
     assert ("release", 2, 0) in backend.requests
     assert not any(t.name == "thermal-usb" for t in threading.enumerate())

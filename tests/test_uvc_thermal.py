@@ -18,6 +18,7 @@ import pytest
 
 from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.uvc_thermal import UvcModel, UvcThermalSource, decode_p2pro, decode_y16, to_celsius
+from tests.lifecycle import cancel_mid_iteration
 
 
 def y16_frame(celsius: npt.NDArray[np.float64], telemetry_rows: int = 0) -> npt.NDArray[np.uint16]:
@@ -150,18 +151,7 @@ async def test_exit_without_enter_and_reentry(tmp_path: Path) -> None:
 async def test_cancellation_mid_iteration(tmp_path: Path) -> None:
     camera = StandInCamera([p2pro_frame(np.full((192, 256), 30.0))] * 200, 256, 384)
     source = _source(tmp_path, camera)
-    got = asyncio.Event()
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                got.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(got.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_mid_iteration(source)
     assert camera.released.is_set()
     assert not any(t.name == "thermal-uvc" for t in threading.enumerate())
 
