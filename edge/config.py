@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.errors import ConfigError
@@ -108,13 +108,22 @@ class FlirJpegConfig(Strict):
     frames: int | None = Field(default=None, ge=1, description="stop after this many; unset: forever")
 
 
+def _index_as_text(value: object) -> object:
+    """YAML reads ``device: 0`` as a number; a camera index is a device name like ``/dev/video0``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# A V4L2 device: /dev/videoN, the index N (written with or without quotes), or a video file.
+VideoDevice = Annotated[str, BeforeValidator(_index_as_text)]
+
+
 class UvcThermalConfig(Strict):
     """A UVC radiometric camera: PureThermal (Lepton, Y16 centikelvin) or InfiRay P2 Pro / TOPDON TC001."""
 
     kind: Literal["uvc-thermal"]
     name: str = "thermal"
     model: Literal["purethermal", "p2pro"]
-    device: str = Field(default="/dev/video0", description="/dev/videoN, or the index N")
+    device: VideoDevice = Field(default="/dev/video0", description="/dev/videoN, or the index N")
     queue_size: int = Field(default=4, ge=1, le=256)
 
 
@@ -176,7 +185,7 @@ class WebcamConfig(Strict):
 
     kind: Literal["webcam"]
     name: str = "webcam"
-    device: str = Field(default="0", description="camera index N, /dev/videoN, or a video file")
+    device: VideoDevice = Field(default="0", description="camera index N, /dev/videoN, or a video file")
     width: int | None = Field(default=640, ge=16, le=7680, description="requested; the camera may differ")
     height: int | None = Field(default=480, ge=16, le=4320)
     fps: float | None = Field(default=30.0, gt=0, le=240)

@@ -85,3 +85,12 @@ def test_secret_is_never_echoed_in_errors() -> None:
     assert "hunter2" not in str(caught.value)
     cfg = load_config(None, {**_minimal(), "mqtt": {"username": "u", "password": "hunter2"}})
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.model_dump())
+
+
+def test_a_camera_index_may_be_written_as_a_number(tmp_path: Path) -> None:
+    path = _write(tmp_path, "device_id: lab-1\nsources:\n  - {kind: webcam, device: 0}\n"
+                            "  - {kind: uvc-thermal, model: p2pro, device: 2}\n")
+    webcam, thermal = load_config(path).sources
+    assert (webcam.device, thermal.device) == ("0", "2")  # type: ignore[union-attr]  # both have `device`
+    with pytest.raises(ConfigError, match=r"sources\.0\.webcam\.device"):
+        load_config(None, {**_minimal(), "sources": [{"kind": "webcam", "device": True}]})
