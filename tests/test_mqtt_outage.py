@@ -156,9 +156,9 @@ from tests.test_mqtt_outage import make_record
 
 async def main(url, device_id, outbox_path, count):
     outbox = Outbox(Path(outbox_path))
-    start = (outbox.last_seq() if outbox.last_seq() is not None else -1) + 1
     sink = MqttSink(MqttConfig(reconnect_min_s=0.2, reconnect_max_s=0.5), url=url, device_id=device_id,
                     outbox=outbox, replay_rate_hz=200.0)
+    start = sink.next_seq
     async with sink:
         for seq in range(start, start + count):
             await sink.send(make_record(device_id, seq))
