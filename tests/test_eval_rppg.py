@@ -37,6 +37,26 @@ def test_json_output_has_the_documented_keys(shared_data: Path, capsys: pytest.C
     assert {"mae_bpm", "rmse_bpm", "pearson_r", "windows", "clips"} <= out.keys()
     assert out["method"] == "chrom" and out["windows"] >= 1
     assert out["clips"][0]["name"] == "subject12" and out["clips"][0]["mae_bpm"] is not None
+    assert {"raw_mae_bpm", "unflagged_mae_bpm", "unflagged_windows"} <= out.keys()
+    assert 0 <= out["unflagged_windows"] <= out["windows"]
+
+
+def test_unflagged_windows_are_those_at_or_above_the_flag_threshold() -> None:
+    from edge.eval_rppg import ClipResult, summarise
+    from fusion.rppg import LOW_CONFIDENCE
+
+    clip = ClipResult(
+        name="c",
+        estimates_bpm=[70.0, 90.0, 72.0],
+        references_bpm=[71.0, 70.0, 72.0],
+        smoothed_references_bpm=[71.0, 70.0, 72.0],
+        raw_bpm=[69.0, 110.0, 72.0],
+        confidences=[LOW_CONFIDENCE, LOW_CONFIDENCE - 0.01, 0.9],
+    )
+    out = summarise("pos", [clip])
+    assert out["unflagged_windows"] == 2 and out["unflagged_mae_bpm"] == 0.5  # the 20 bpm miss is flagged
+    assert out["raw_mae_bpm"] == pytest.approx((2 + 40 + 0) / 3, abs=1e-3)
+    assert out["mae_bpm"] == pytest.approx(7.0)
 
 
 def test_folder_without_video_is_a_clear_error(tmp_path: Path) -> None:
