@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from edge.config import DEFAULT_CONFIG
 
 __all__ = ["add_parser", "record", "run"]
 
@@ -28,7 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="session folder to create (must not hold a session)")
     parser.add_argument("--seconds", type=float, required=True, help="stop after this long (or when all sources end)")
-    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: $VITALEDGE_CONFIG)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
+    )
     parser.add_argument("--png", action="store_true", help="store video as PNG frames instead of FFV1")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
@@ -108,9 +114,9 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
 
 def run(args: argparse.Namespace) -> int:
     from drivers.errors import ConfigError
-    from edge.config import load_config
+    from edge.config import config_path, load_config
 
-    path = args.config or (Path(os.environ["VITALEDGE_CONFIG"]) if os.environ.get("VITALEDGE_CONFIG") else None)
+    path = config_path(args.config)
     cfg = load_config(path)
     if not cfg.sources:
         raise ConfigError(f"{path or 'configuration'}: sources: nothing to record")

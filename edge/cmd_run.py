@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
+from edge.config import DEFAULT_CONFIG
+
 __all__ = ["add_parser", "run"]
 
-DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
 _log = logging.getLogger(__name__)
 
 
@@ -31,20 +31,11 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
-def _config_path(arg: Path | None) -> Path | None:
-    if arg is not None:
-        return arg
-    env = os.environ.get("VITALEDGE_CONFIG")
-    if env:
-        return Path(env)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
-
-
 def run(args: argparse.Namespace) -> int:
     from drivers.errors import ConfigError
-    from edge.config import load_config
+    from edge.config import config_path, load_config
 
-    path = _config_path(args.config)
+    path = config_path(args.config)
     cfg = load_config(path)
     if getattr(args, "window", False):
         cfg = cfg.model_copy(update={"overlay": cfg.overlay.model_copy(update={"window": True})})

@@ -5,6 +5,7 @@ Environment variables override the file: ``VITALEDGE_MQTT__QOS=2`` sets ``mqtt.q
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -16,6 +17,7 @@ from drivers.errors import ConfigError
 from drivers.samples import PlanckConstants
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "BleThermometerConfig",
     "E4BleConfig",
     "E4CsvConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "VideoFileSourceConfig",
     "VitalEdgeConfig",
     "WebcamConfig",
+    "config_path",
     "load_config",
 ]
 
@@ -381,6 +384,20 @@ def _format_error(where: str, exc: ValidationError) -> str:
     reason = "unknown key" if kind == "extra_forbidden" else first["msg"]
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {path}: {reason}{more}"
+
+
+DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
+
+
+def config_path(arg: Path | None) -> Path | None:
+    """The configuration file a command reads: ``--config``, else ``$VITALEDGE_CONFIG``, else the
+    system-wide file if it exists, else None (built-in defaults)."""
+    if arg is not None:
+        return arg
+    env = os.environ.get("VITALEDGE_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> VitalEdgeConfig:

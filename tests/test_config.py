@@ -94,3 +94,31 @@ def test_a_camera_index_may_be_written_as_a_number(tmp_path: Path) -> None:
     assert (webcam.device, thermal.device) == ("0", "2")  # type: ignore[union-attr]  # both have `device`
     with pytest.raises(ConfigError, match=r"sources\.0\.webcam\.device"):
         load_config(None, {**_minimal(), "sources": [{"kind": "webcam", "device": True}]})
+
+
+def test_config_path_order_is_flag_then_env_then_system_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge.config
+
+    system = tmp_path / "etc.yaml"
+    monkeypatch.setattr(edge.config, "DEFAULT_CONFIG", system)
+    monkeypatch.delenv("VITALEDGE_CONFIG", raising=False)
+    assert edge.config.config_path(None) is None  # no system file: built-in defaults
+    system.write_text("device_id: from-etc\n")
+    assert edge.config.config_path(None) == system
+    monkeypatch.setenv("VITALEDGE_CONFIG", str(tmp_path / "env.yaml"))
+    assert edge.config.config_path(None) == tmp_path / "env.yaml"
+    assert edge.config.config_path(tmp_path / "flag.yaml") == tmp_path / "flag.yaml"
+
+
+def test_record_reads_the_system_config_like_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import edge.config
+    from edge.cli import main
+
+    system = tmp_path / "etc.yaml"
+    system.write_text("device_id: from-etc\nsources: []\n")
+    monkeypatch.setattr(edge.config, "DEFAULT_CONFIG", system)
+    monkeypatch.delenv("VITALEDGE_CONFIG", raising=False)
+    assert main(["record", str(tmp_path / "session"), "--seconds", "1"]) == 2
+    assert f"{system}: sources: nothing to record" in capsys.readouterr().err
