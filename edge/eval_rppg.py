@@ -42,7 +42,7 @@ class ClipResult:
     references_bpm: list[float] = field(default_factory=list)
     smoothed_references_bpm: list[float] = field(default_factory=list)
     raw_bpm: list[float] = field(default_factory=list)  # each window's own spectral peak, before smoothing
-    confidences: list[float] = field(default_factory=list)
+    flagged: list[bool] = field(default_factory=list)  # the reading was published as low_confidence
     missing_windows: int = 0  # reference windows with no published estimate (face lost)
     whole_clip_bpm: float = math.nan
     whole_clip_reference_bpm: float = math.nan
@@ -61,7 +61,7 @@ class ClipResult:
             "pearson_r": _pearson(self.estimates_bpm, self.references_bpm),
             "mae_bpm_vs_smoothed_reference": _mae(self.estimates_bpm, self.smoothed_references_bpm),
             "raw_mae_bpm": _mae(self.raw_bpm, self.references_bpm),
-            **_unflagged([self], "unflagged_"),
+            **_unflagged([self]),
             "windows": len(e),
             "missing_windows": self.missing_windows,
             "whole_clip_bpm": _r(self.whole_clip_bpm),
@@ -79,18 +79,16 @@ def _mae(a: list[float], b: list[float]) -> float | None:
     return _r(float(np.mean(np.abs(np.subtract(a, b))))) if a else None
 
 
-def _unflagged(clips: list[ClipResult], prefix: str) -> dict[str, Any]:
+def _unflagged(clips: list[ClipResult]) -> dict[str, Any]:
     """MAE over the windows published without the ``low_confidence`` flag, and how many they are."""
-    from fusion.rppg import LOW_CONFIDENCE
-
     pairs = [
         (e, r)
         for c in clips
-        for e, r, conf in zip(c.estimates_bpm, c.references_bpm, c.confidences, strict=True)
-        if conf >= LOW_CONFIDENCE
+        for e, r, flagged in zip(c.estimates_bpm, c.references_bpm, c.flagged, strict=True)
+        if not flagged
     ]
     est, ref = [e for e, _ in pairs], [r for _, r in pairs]
-    return {f"{prefix}mae_bpm": _mae(est, ref), f"{prefix}windows": len(pairs)}
+    return {"unflagged_mae_bpm": _mae(est, ref), "unflagged_windows": len(pairs)}
 
 
 def _pearson(a: list[float], b: list[float]) -> float | None:
@@ -181,7 +179,7 @@ def evaluate_clip(
                     result.estimates_bpm.append(hr.bpm)
                     result.references_bpm.append(spectral_peak(window, fs).bpm)
                     result.raw_bpm.append(hr.raw_bpm)
-                    result.confidences.append(hr.confidence)
+                    result.flagged.append("low_confidence" in pipeline.reading().flags)
                     k = int(np.argmin(np.abs(smoothed[:, 0] - end_s)))
                     result.smoothed_references_bpm.append(float(smoothed[k, 1]))
             if progress and i % 30 == 0:
@@ -254,7 +252,7 @@ def summarise(method: str, clips: list[ClipResult]) -> dict[str, Any]:
         "pearson_r": _pearson(est, ref),
         "mae_bpm_vs_smoothed_reference": _mae(est, [r for c in clips for r in c.smoothed_references_bpm]),
         "raw_mae_bpm": _mae([b for c in clips for b in c.raw_bpm], ref),
-        **_unflagged(clips, "unflagged_"),
+        **_unflagged(clips),
         "windows": len(err),
         "whole_clip_mae_bpm": _r(float(np.mean(whole))) if whole else None,
         "clips": [c.summary() for c in clips],

@@ -24,6 +24,7 @@ def test_first_20_s_of_a_clip_gives_sane_windows(shared_data: Path) -> None:
     result = evaluate_clip(shared_data / "ubfc" / "subject12", HeartRateConfig(), max_s=20.0)
     assert result.frames == pytest.approx(20 * 29.03, abs=2)
     assert 4 <= len(result.estimates_bpm) <= 8  # 20 s - 10 s window - ~3.2 s start-up, one per second
+    assert len(result.flagged) == len(result.raw_bpm) == len(result.estimates_bpm)
     assert all(40 <= b <= 180 for b in result.estimates_bpm + result.references_bpm)
     errors = np.abs(result.errors())
     assert errors.mean() < 10.0  # loose: the full four-clip figures are in the README
@@ -41,9 +42,8 @@ def test_json_output_has_the_documented_keys(shared_data: Path, capsys: pytest.C
     assert 0 <= out["unflagged_windows"] <= out["windows"]
 
 
-def test_unflagged_windows_are_those_at_or_above_the_flag_threshold() -> None:
+def test_unflagged_mae_counts_only_readings_published_without_the_flag() -> None:
     from edge.eval_rppg import ClipResult, summarise
-    from fusion.rppg import LOW_CONFIDENCE
 
     clip = ClipResult(
         name="c",
@@ -51,7 +51,7 @@ def test_unflagged_windows_are_those_at_or_above_the_flag_threshold() -> None:
         references_bpm=[71.0, 70.0, 72.0],
         smoothed_references_bpm=[71.0, 70.0, 72.0],
         raw_bpm=[69.0, 110.0, 72.0],
-        confidences=[LOW_CONFIDENCE, LOW_CONFIDENCE - 0.01, 0.9],
+        flagged=[False, True, False],
     )
     out = summarise("pos", [clip])
     assert out["unflagged_windows"] == 2 and out["unflagged_mae_bpm"] == 0.5  # the 20 bpm miss is flagged
