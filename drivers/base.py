@@ -7,14 +7,34 @@ import collections
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Generic, Self, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
-from drivers.samples import SkinTemperature, ThermalFrame, VisibleFrame
+from fusion.samples import SkinTemperature, ThermalFrame, VisibleFrame
 
-__all__ = ["QueueSource"]
+__all__ = ["QueueSource", "Source"]
 
 S = TypeVar("S", bound=VisibleFrame | ThermalFrame | SkinTemperature)
+S_co = TypeVar("S_co", bound=VisibleFrame | ThermalFrame | SkinTemperature, covariant=True)
 _log = logging.getLogger(__name__)
+
+
+class Source(Protocol[S_co]):
+    """A device or file that yields typed samples.
+
+    Usage: ``async with src: async for s in src.samples(): ...``. A source may yield one sample type or
+    several (the simulated rig and a replayed session yield all three, in ``t_mono`` order). Reusable,
+    not reentrant; a failed
+    ``__aenter__`` leaves it ready to retry and ``__aexit__`` is safe after a failed enter or twice.
+    """
+
+    name: str
+    dropped: int  # samples discarded because the consumer was slow
+
+    async def __aenter__(self) -> Self: ...  # opens the device or raises SourceUnavailableError
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    def samples(self) -> AsyncIterator[S_co]: ...
 
 
 class _Failed:

@@ -25,8 +25,8 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailabl
 from bleak_retry_connector import establish_connection
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 
 __all__ = ["BleSkinSource"]
 

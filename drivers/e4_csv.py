@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from drivers.base import QueueSource
-from drivers.errors import DecodeError, SourceError, SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
+from fusion.errors import DecodeError, SourceError, SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 
 __all__ = ["E4CsvHeader", "E4CsvSource", "read_e4_header"]
 

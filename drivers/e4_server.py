@@ -17,8 +17,8 @@ import random
 import time
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 
 __all__ = ["E4ServerSource"]
 

@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.base import QueueSource
-from drivers.errors import DecodeError, SourceUnavailableError, UnavailableReason
 from drivers.flirone_planck import KELVIN_OFFSET, raw_to_celsius
-from drivers.samples import PlanckConstants, ThermalFrame
+from fusion.errors import DecodeError, SourceUnavailableError, UnavailableReason
+from fusion.samples import PlanckConstants, ThermalFrame
 
 __all__ = ["FlirJpegSource", "RadiometricImage", "read_radiometric_jpeg"]
 

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.flirone_frames import FrameAssembler, RawFrame, decode_thermal, decode_visible
 from drivers.flirone_planck import FLIRONE_COUNTS_SCALE, raw_to_celsius
-from drivers.samples import PlanckConstants, ThermalFrame
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import PlanckConstants, ThermalFrame
 
 if TYPE_CHECKING:
     import usb.backend

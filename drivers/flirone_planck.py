@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from drivers.samples import PlanckConstants
+from fusion.samples import PlanckConstants
 
 __all__ = ["FLIRONE_COUNTS_SCALE", "KELVIN_OFFSET", "celsius_to_raw", "raw_to_celsius"]
 

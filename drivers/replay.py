@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.base import QueueSource
-from drivers.errors import DecodeError, SourceError, SourceUnavailableError, UnavailableReason
-from drivers.samples import PlanckConstants, Sample, SkinTemperature, ThermalFrame, VisibleFrame
+from fusion.errors import DecodeError, SourceError, SourceUnavailableError, UnavailableReason
+from fusion.samples import PlanckConstants, Sample, SkinTemperature, ThermalFrame, VisibleFrame
 
 __all__ = [
     "MANIFEST",

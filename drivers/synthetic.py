@@ -22,7 +22,6 @@ from typing import Self
 
 import numpy as np
 
-from drivers.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from drivers.synthetic_physio import (
     HeartRateTrack,
     OuTrack,
@@ -34,6 +33,7 @@ from drivers.synthetic_physio import (
     ppg_waveform,
 )
 from drivers.synthetic_scene import HAND_LABELS, HEAD_LABELS, Scene
+from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 
 __all__ = ["Physiology", "SimulatedRig", "ThermalCameraErrors"]
 

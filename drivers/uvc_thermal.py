@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.flirone_planck import KELVIN_OFFSET
-from drivers.samples import ThermalFrame
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import ThermalFrame
 
 __all__ = ["Capture", "UvcModel", "UvcThermalSource", "decode_p2pro", "decode_y16", "open_v4l2"]
 

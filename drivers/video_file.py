@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from drivers.base import QueueSource
-from drivers.errors import SourceError, SourceUnavailableError, UnavailableReason
-from drivers.samples import VisibleFrame
+from fusion.errors import SourceError, SourceUnavailableError, UnavailableReason
+from fusion.samples import VisibleFrame
 
 __all__ = ["VideoFileSource"]
 

@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
-from drivers.samples import VisibleFrame
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import VisibleFrame
 
 __all__ = ["WebcamSource"]
 

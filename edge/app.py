@@ -15,14 +15,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from drivers.errors import DecodeError, SourceUnavailableError
-from drivers.samples import Sample, Source
+from drivers.base import Source
 from edge.build import build_fusion, build_source
 from edge.config import VitalEdgeConfig
-from edge.dispatch import Dispatcher, Sink
+from edge.publish.dispatch import Dispatcher, Sink
 from edge.ratelimit import RateLimitedLog
 from edge.stats import AppStats
+from fusion.errors import DecodeError, SourceUnavailableError
 from fusion.loop import FusionLoop
+from fusion.samples import Sample
 from fusion.vitals import VitalsRecord
 
 __all__ = ["Backoff", "run_app"]
@@ -160,9 +161,9 @@ async def run_app(
     Returns:
         The final counters.
     """
-    from edge.broker import EmbeddedBroker
-    from edge.mqtt import MqttSink
-    from edge.sinks import build_sinks
+    from edge.publish.broker import EmbeddedBroker
+    from edge.publish.mqtt import MqttSink
+    from edge.publish.sinks import build_sinks
 
     stop = stop or asyncio.Event()
     stats = stats or AppStats()

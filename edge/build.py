@@ -1,10 +1,13 @@
-"""Builds the parts named in the configuration: sources (one `match` on kind) and the fusion loop."""
+"""Builds the parts named in the configuration: sources (one `match` on kind), the heart-rate and
+thermal pipelines, and the fusion loop. edge/ opens files and sessions here; fusion/ stays pure.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, assert_never
 
-from drivers.samples import Source
+from drivers.base import Source
 from edge.config import (
     BleThermometerConfig,
     E4BleConfig,
@@ -12,17 +15,33 @@ from edge.config import (
     E4ServerConfig,
     FlirJpegConfig,
     FlirOneConfig,
+    HeartRateConfig,
     ReplayConfig,
     SourceConfig,
     SyntheticSourceConfig,
+    ThermalConfig,
     UvcThermalConfig,
     VideoFileSourceConfig,
     VitalEdgeConfig,
     WebcamConfig,
 )
+from fusion.errors import ConfigError
+from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
+from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
+from fusion.pulse_onnx import InferenceSession, OnnxPulseEstimator
+from fusion.rppg import HeartRatePipeline
+from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
-__all__ = ["WEBCAM_FPS_HZ", "build_fusion", "build_source"]
+__all__ = [
+    "WEBCAM_FPS_HZ",
+    "build_face_detector",
+    "build_fusion",
+    "build_heart_rate_pipeline",
+    "build_pulse_estimator",
+    "build_source",
+    "build_thermal_pipeline",
+]
 
 # The rPPG path needs the nominal video rate before the first frame arrives; 30 fps is what the
 # webcam drivers request and the rig renders. The estimators resample on t_mono, so a camera that
@@ -123,13 +142,98 @@ def build_fusion(cfg: VitalEdgeConfig, *, first_seq: int = 0) -> FusionLoop:
         cfg: the validated configuration.
         first_seq: ``seq`` of the first record (the outbox remembers where the last run stopped).
     """
-    from edge.heart_rate import build_face_detector, build_heart_rate_pipeline
-    from edge.thermal import build_thermal_pipeline
-
     return FusionLoop(
         device_id=cfg.device_id,
         heart_rate=build_heart_rate_pipeline(cfg.heart_rate, WEBCAM_FPS_HZ),
         thermal=build_thermal_pipeline(cfg.thermal, build_face_detector(cfg.heart_rate)),
         pair_tolerance_ns=int(cfg.thermal.pair_tolerance_ms * 1e6),
         first_seq=first_seq,
+    )
+
+
+def build_face_detector(cfg: HeartRateConfig) -> FaceDetector:
+    """The configured face detector: OpenCV's Haar cascade, or an ONNX detector from ``face_detector``.
+
+    Raises:
+        ConfigError: the ONNX file cannot be opened or does not describe a face detector.
+    """
+    if cfg.face_detector is None:
+        from models.face_detectors import HaarFaceDetector
+
+        return HaarFaceDetector()
+    from models.face_detectors import OnnxFaceDetector
+
+    try:
+        return OnnxFaceDetector(_open_session(cfg.face_detector, "heart_rate.face_detector"))
+    except ValueError as exc:
+        raise ConfigError(f"heart_rate.face_detector: {cfg.face_detector}: {exc}") from exc
+
+
+def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
+    """The configured pulse estimator at ``fs_hz``; for ``onnx`` the model file is opened here.
+
+    Raises:
+        ConfigError: the model cannot be opened or its metadata is incomplete.
+    """
+    history_s = cfg.window_s + 2 * cfg.step_s
+    match cfg.method:
+        case "pos":
+            return PosEstimator(fs_hz, history_s=history_s)
+        case "chrom":
+            return ChromEstimator(fs_hz, history_s=history_s)
+        case "onnx":
+            assert cfg.model is not None  # the config validator requires it
+            session = _open_session(cfg.model, "heart_rate.model")
+            try:
+                return OnnxPulseEstimator(session, fs_hz=fs_hz, history_s=history_s)
+            except ValueError as exc:
+                raise ConfigError(f"heart_rate.model: {cfg.model}: {exc}") from exc
+
+
+def build_heart_rate_pipeline(cfg: HeartRateConfig, fs_hz: float) -> HeartRatePipeline:
+    """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second."""
+    return HeartRatePipeline(
+        detector=build_face_detector(cfg),
+        estimator=build_pulse_estimator(cfg, fs_hz),
+        fs_hz=fs_hz,
+        window_s=cfg.window_s,
+        step_s=cfg.step_s,
+    )
+
+
+def _open_session(path: Path, key: str) -> InferenceSession:
+    """An onnxruntime CPU session for ``path``; ConfigError naming the key when it cannot be opened."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file: {path}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # one core for the model, the other for decode and the rest
+    options.log_severity_level = 3
+    try:
+        session: InferenceSession = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ConfigError(f"{key}: cannot load {path}: {exc}") from exc
+    return session
+
+
+def build_thermal_pipeline(
+    cfg: ThermalConfig, detector: FaceDetector, measurer: ThermalMeasurer | None = None
+) -> ThermalPipeline:
+    """The thermal pipeline for ``cfg``: reference mode, paper (or calibrated) regressions, wristband window.
+
+    Args:
+        cfg: the ``thermal`` section of the configuration.
+        detector: the face detector shared with the heart-rate path.
+        measurer: a measurement stage shared with pipelines in other modes (evaluations); default: its own.
+    """
+    return ThermalPipeline(
+        detector=detector,
+        mode=cfg.reference,
+        palm=(cfg.palm.a, cfg.palm.b),
+        wrist=(cfg.wrist.a, cfg.wrist.b),
+        wristband_window_s=cfg.wristband_window_s,
+        measurer=measurer,
     )

@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from drivers.errors import ConfigError
-from drivers.samples import PlanckConstants
+from fusion.errors import ConfigError
+from fusion.samples import PlanckConstants
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from drivers.errors import VitalEdgeError
 from drivers.replay import MANIFEST, SCHEMA, SESSION, encode_meta
-from drivers.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
+from fusion.errors import VitalEdgeError
+from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 
 __all__ = ["Recorder", "ffv1_available"]
 

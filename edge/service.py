@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Self
 
-from drivers.samples import Sample
 from edge.config import ServiceConfig
+from fusion.samples import Sample
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["ServiceSink", "SystemdNotifier", "watchdog_interval_s"]

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from drivers.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
+from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.sync import FramePairer
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 

@@ -23,7 +23,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from drivers.samples import ThermalFrame
 from fusion.face import Box, FaceDetector
 from fusion.offset import OffsetCorrector, OffsetEstimate, Regression, WristbandWindow
 from fusion.regions import (
@@ -35,6 +34,7 @@ from fusion.regions import (
     wristband_region,
 )
 from fusion.registration import DEFAULT_FOV_RATIOS, SLED_FOV_RATIOS, Registrar, Transform
+from fusion.samples import ThermalFrame
 from fusion.vitals import ThermalReading
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from drivers.samples import Source
+from drivers.base import Source
 
 
 async def cancel_mid_iteration(source: Source[Any], *, timeout_s: float = 5.0) -> None:

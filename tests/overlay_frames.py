@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from drivers.samples import ThermalFrame, VisibleFrame
 from fusion.face import Box
+from fusion.samples import ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading
 
 

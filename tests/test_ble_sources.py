@@ -16,10 +16,10 @@ from bumble import gatt
 from drivers.ble_link import BleSkinSource
 from drivers.ble_thermometer import BleThermometerSource
 from drivers.e4_ble import E4BleSource
-from drivers.errors import ConfigError, SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
 from edge.build import build_source
 from edge.config import load_config
+from fusion.errors import ConfigError, SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 from tests.ble_backend import VirtualPeripheral, VirtualRadio
 
 THERMO_ADDRESS = "F1:F1:F1:F1:F1:F1"

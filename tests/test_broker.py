@@ -7,7 +7,7 @@ import socket
 
 import aiomqtt
 
-from edge.broker import EmbeddedBroker
+from edge.publish.broker import EmbeddedBroker
 from tests.mosquitto import free_port
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from drivers.errors import ConfigError
 from edge.config import load_config
+from fusion.errors import ConfigError
 
 
 def _minimal() -> dict[str, Any]:

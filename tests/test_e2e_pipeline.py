@@ -17,7 +17,7 @@ import jsonschema
 from tests.mosquitto import MosquittoBroker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((REPO / "edge" / "schema" / "vitals.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPO / "edge" / "publish" / "schema" / "vitals.schema.json").read_text(encoding="utf-8"))
 
 
 def _cli(*args: str) -> list[str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from drivers.e4_csv import E4CsvSource
-from drivers.errors import ConfigError, SourceError, SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
 from edge.build import build_source
 from edge.config import load_config
+from fusion.errors import ConfigError, SourceError, SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 
 
 async def _all(source: E4CsvSource) -> list[SkinTemperature]:

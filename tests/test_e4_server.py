@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from drivers.e4_server import E4ServerSource
-from drivers.errors import ConfigError, SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
 from edge.build import build_source
 from edge.config import load_config
+from fusion.errors import ConfigError, SourceUnavailableError, UnavailableReason
+from fusion.samples import SkinTemperature
 
 
 class FakeE4Server:

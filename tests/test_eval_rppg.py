@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import main
 from edge.config import HeartRateConfig
-from edge.eval_rppg import EvalDataError, evaluate_clip, load_ground_truth
+from edge.evaluation.rppg import EvalDataError, evaluate_clip, load_ground_truth
 
 
 def test_ground_truth_is_read_and_timestamps_start_at_zero(shared_data: Path) -> None:
@@ -43,7 +43,7 @@ def test_json_output_has_the_documented_keys(shared_data: Path, capsys: pytest.C
 
 
 def test_unflagged_mae_counts_only_readings_published_without_the_flag() -> None:
-    from edge.eval_rppg import ClipResult, summarise
+    from edge.evaluation.rppg import ClipResult, summarise
 
     clip = ClipResult(
         name="c",

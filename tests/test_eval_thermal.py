@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge.cli import main
-from edge.eval_thermal import PAPER_TABLE_II, ROWS, ThermalEvaluation, evaluate, format_table
+from edge.evaluation.thermal import PAPER_TABLE_II, ROWS, ThermalEvaluation, evaluate, format_table
 
 
 @pytest.fixture(scope="module")

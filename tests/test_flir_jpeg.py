@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.errors import DecodeError, SourceUnavailableError, UnavailableReason
 from drivers.flir_jpeg import FlirJpegSource, read_radiometric_jpeg
-from drivers.samples import ThermalFrame
+from fusion.errors import DecodeError, SourceUnavailableError, UnavailableReason
+from fusion.samples import ThermalFrame
 from tests.lifecycle import cancel_mid_iteration
 
 

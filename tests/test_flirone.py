@@ -21,9 +21,9 @@ import pytest
 import usb.backend
 import usb.core
 
-from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.flirone import FlirOneSource
-from drivers.samples import PlanckConstants, ThermalFrame
+from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.samples import PlanckConstants, ThermalFrame
 from tests.lifecycle import cancel_mid_iteration
 
 PLANCK = PlanckConstants(
@@ -405,7 +405,7 @@ def test_config_builds_the_driver_with_the_units_constants(tmp_path: Path) -> No
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, change: dict[str, object], message: str) -> None:
-    from drivers.errors import ConfigError
+    from fusion.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, {"kind": "flirone", **change})

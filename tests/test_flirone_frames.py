@@ -22,7 +22,7 @@ from drivers.flirone_frames import (
     parse_header,
 )
 from drivers.flirone_planck import FLIRONE_COUNTS_SCALE, celsius_to_raw, raw_to_celsius
-from drivers.samples import PlanckConstants
+from fusion.samples import PlanckConstants
 
 # Planck constants of the FLIR ONE that took flir_example.jpg (its camera-info record).
 EXAMPLE_PLANCK = PlanckConstants(

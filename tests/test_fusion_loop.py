@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from drivers.samples import SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.loop import FusionLoop
+from fusion.samples import SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.sync import FramePairer
 from fusion.vitals import HeartRateReading, ThermalReading
 

@@ -21,9 +21,9 @@ import jsonschema
 import pytest
 
 from edge.config import MqttConfig
-from edge.homeassistant import discovery_message
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox
+from edge.publish.homeassistant import discovery_message
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox
 from tests.mosquitto import MosquittoBroker
 from tests.test_mqtt_outage import make_record
 

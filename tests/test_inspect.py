@@ -102,8 +102,8 @@ def test_inspect_recorded_session(shared_data: Path, tmp_path: Path, capsys: pyt
     import numpy as np
 
     from drivers.flir_jpeg import read_radiometric_jpeg
-    from drivers.samples import SkinTemperature, ThermalFrame, VisibleFrame
     from edge.recorder import Recorder
+    from fusion.samples import SkinTemperature, ThermalFrame, VisibleFrame
 
     image = read_radiometric_jpeg(shared_data / "flirone" / "radiometric" / "flir_example.jpg")
     second = 1_000_000_000

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 
 from edge.config import MqttConfig, OverlayConfig
-from edge.metrics import Metrics
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox
-from edge.overlay import Overlay
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox
 from edge.stats import AppStats
+from edge.web.metrics import Metrics
+from edge.web.overlay import Overlay
 
 LINE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>[-+0-9.e]+|NaN)$')
 

@@ -18,10 +18,10 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
-from drivers.errors import ConfigError
 from edge.config import MqttConfig
-from edge.mqtt import MqttSink, broker_address
-from edge.outbox import Outbox
+from edge.publish.mqtt import MqttSink, broker_address
+from edge.publish.outbox import Outbox
+from fusion.errors import ConfigError
 from fusion.vitals import ThermalReading, VitalsRecord
 from tests.mosquitto import MosquittoBroker, free_port
 from tests.test_mqtt_outage import ROOT, make_record
@@ -160,8 +160,8 @@ LWT_CHILD = """
 import asyncio, sys
 from pathlib import Path
 from edge.config import MqttConfig
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox
 
 async def main(url, device_id, path):
     async with MqttSink(MqttConfig(keepalive_s=5), url=url, device_id=device_id, outbox=Outbox(Path(path))) as sink:

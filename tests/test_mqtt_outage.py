@@ -20,8 +20,8 @@ import aiomqtt
 import pytest
 
 from edge.config import MqttConfig
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 from tests.mosquitto import MosquittoBroker, mosquitto_binary
 
@@ -150,8 +150,8 @@ CHILD = """
 import asyncio, sys, time
 from pathlib import Path
 from edge.config import MqttConfig
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox
 from tests.test_mqtt_outage import make_record
 
 async def main(url, device_id, outbox_path, count):

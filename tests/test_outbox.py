@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import Outbox, default_outbox_path
+from edge.publish.outbox import Outbox, default_outbox_path
 
 
 def test_rows_come_back_oldest_first_and_leave_on_remove(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.config import OverlayConfig
-from edge.overlay import Overlay
+from edge.web.overlay import Overlay
 from tests.overlay_frames import readings, thermal_frame, visible_frame
 from tests.test_mqtt_outage import make_record
 
@@ -148,7 +148,7 @@ async def test_a_taken_port_disables_the_overlay_without_failing(caplog: pytest.
 def test_thermal_view_draws_face_palm_and_wrist_regions() -> None:
     import dataclasses
 
-    from edge.overlay_draw import false_colour
+    from edge.web.draw import false_colour
 
     _, th = readings()
     frame = thermal_frame(0)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from edge.config import OverlayConfig
-from edge.overlay import Overlay
+from edge.web.overlay import Overlay
 from tests.overlay_frames import readings, thermal_frame, visible_frame
 from tests.test_mqtt_outage import make_record
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from edge.window import WindowSink, has_display
+from edge.web.window import WindowSink, has_display
 from tests.overlay_frames import readings, visible_frame
 
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from drivers.e4_csv import E4CsvSource
-from drivers.errors import SourceError, SourceUnavailableError, UnavailableReason, VitalEdgeError
 from drivers.replay import MANIFEST, ReplaySource, iter_session
-from drivers.samples import PlanckConstants, Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from drivers.synthetic import SimulatedRig
 from edge.build import build_fusion, build_source
 from edge.cli import main
 from edge.config import VitalEdgeConfig, load_config
 from edge.recorder import Recorder, ffv1_available
+from fusion.errors import SourceError, SourceUnavailableError, UnavailableReason, VitalEdgeError
+from fusion.samples import PlanckConstants, Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.vitals import VitalsRecord
 from tests.mosquitto import MosquittoBroker
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.samples import VisibleFrame
 from drivers.synthetic import SimulatedRig
 from drivers.synthetic_physio import Physiology
+from edge.build import build_heart_rate_pipeline
 from edge.config import HeartRateConfig
-from edge.heart_rate import build_heart_rate_pipeline
+from fusion.samples import VisibleFrame
 
 NS = 1_000_000_000
 

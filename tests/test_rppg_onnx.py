@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from drivers.errors import ConfigError
+from edge.build import build_pulse_estimator
 from edge.config import HeartRateConfig
-from edge.heart_rate import build_pulse_estimator
+from fusion.errors import ConfigError
 from fusion.heartrate import spectral_peak
 from fusion.pulse_onnx import OnnxPulseEstimator
 
@@ -119,7 +119,7 @@ def _tiny_detector(path: Path) -> Path:
 
 
 def test_onnx_face_detector_configured_by_path(tmp_path: Path) -> None:
-    from edge.heart_rate import build_face_detector
+    from edge.build import build_face_detector
 
     detector = build_face_detector(HeartRateConfig(face_detector=_tiny_detector(tmp_path / "face.onnx")))
     white = np.full((480, 640, 3), 255, np.uint8)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from drivers.base import QueueSource
-from drivers.errors import SourceUnavailableError, UnavailableReason
-from drivers.samples import SkinTemperature
 from edge.app import Backoff, _Pipeline, _supervise
-from edge.dispatch import Dispatcher
+from edge.publish.dispatch import Dispatcher
 from edge.ratelimit import RateLimitedLog
 from edge.stats import AppStats
+from fusion.errors import SourceUnavailableError, UnavailableReason
 from fusion.loop import FusionLoop
+from fusion.samples import SkinTemperature
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 from tests.test_fusion_loop import _RecordingHeartRate, _RecordingThermal
 

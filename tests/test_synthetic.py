@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from drivers.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from drivers.synthetic import Physiology, SimulatedRig
 from drivers.synthetic_physio import PALM_A, PALM_B, WRIST_A, WRIST_B, SkinTruth
+from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from models.face_detectors import HaarFaceDetector
 
 

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from drivers.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from drivers.synthetic import SimulatedRig
+from edge.build import build_thermal_pipeline
 from edge.config import ThermalConfig
-from edge.thermal import build_thermal_pipeline
+from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.thermal import ThermalPipeline
 from fusion.vitals import ThermalReading
 from models.face_detectors import HaarFaceDetector

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from drivers.errors import SourceUnavailableError, UnavailableReason
 from drivers.uvc_thermal import UvcModel, UvcThermalSource, decode_p2pro, decode_y16, to_celsius
+from fusion.errors import SourceUnavailableError, UnavailableReason
 from tests.lifecycle import cancel_mid_iteration
 
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.errors import SourceError, SourceUnavailableError, UnavailableReason
 from drivers.video_file import VideoFileSource
+from fusion.errors import SourceError, SourceUnavailableError, UnavailableReason
 
 FPS = 25.0
 

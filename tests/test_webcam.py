@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.errors import ConfigError, SourceUnavailableError, UnavailableReason
-from drivers.samples import VisibleFrame
 from drivers.webcam import WebcamSource
 from edge.build import build_source
 from edge.config import load_config
+from fusion.errors import ConfigError, SourceUnavailableError, UnavailableReason
+from fusion.samples import VisibleFrame
 
 N_FRAMES = 6
 

@@ -29,7 +29,7 @@ import aiomqtt  # noqa: E402
 
 from edge.app import run_app  # noqa: E402
 from edge.config import VitalEdgeConfig  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
+from edge.publish.outbox import Outbox  # noqa: E402
 from edge.stats import AppStats  # noqa: E402
 from tests.mosquitto import MosquittoBroker, free_port, mosquitto_binary  # noqa: E402
 

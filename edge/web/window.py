@@ -17,8 +17,8 @@ from typing import Self
 
 import cv2
 
-from drivers.samples import Sample, VisibleFrame
-from edge.overlay_draw import annotate_visible
+from edge.web.draw import annotate_visible
+from fusion.samples import Sample, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["WindowSink", "has_display"]

@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from drivers.errors import ConfigError, VitalEdgeError
 from edge.config import HeartRateConfig
+from fusion.errors import ConfigError, VitalEdgeError
 
 __all__ = ["ClipResult", "add_parser", "evaluate_clip", "load_ground_truth", "run"]
 
@@ -136,7 +136,7 @@ def evaluate_clip(
     """
     import cv2
 
-    from edge.heart_rate import build_heart_rate_pipeline
+    from edge.build import build_heart_rate_pipeline
     from fusion.heartrate import spectral_peak
 
     video, ppg, t_ppg = load_ground_truth(folder)

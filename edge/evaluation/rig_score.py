@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Self, TextIO
 
-from drivers.samples import Sample, ThermalFrame, VisibleFrame
+from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["RigScore", "ScoreSummary"]

@@ -1,4 +1,4 @@
-"""Typed samples every source emits, and the source interface (DESIGN §1–2).
+"""Typed samples every source emits (DESIGN §2); drivers produce them, fusion consumes them.
 
 Samples are frozen; array samples use ``eq=False`` (``==`` on arrays raises) and the driver marks
 their arrays read-only before emitting. ``meta`` carries device extras and the simulated rig's
@@ -7,9 +7,8 @@ ground truth; fusion never reads it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +17,6 @@ __all__ = [
     "PlanckConstants",
     "Sample",
     "SkinTemperature",
-    "Source",
     "ThermalFrame",
     "VisibleFrame",
 ]
@@ -85,23 +83,4 @@ class SkinTemperature:
 
 
 Sample = VisibleFrame | ThermalFrame | SkinTemperature
-S_co = TypeVar("S_co", bound=VisibleFrame | ThermalFrame | SkinTemperature, covariant=True)
 
-
-class Source(Protocol[S_co]):
-    """A device or file that yields typed samples.
-
-    Usage: ``async with src: async for s in src.samples(): ...``. A source may yield one sample type or
-    several (the simulated rig and a replayed session yield all three, in ``t_mono`` order). Reusable,
-    not reentrant; a failed
-    ``__aenter__`` leaves it ready to retry and ``__aexit__`` is safe after a failed enter or twice.
-    """
-
-    name: str
-    dropped: int  # samples discarded because the consumer was slow
-
-    async def __aenter__(self) -> Self: ...  # opens the device or raises SourceUnavailableError
-
-    async def __aexit__(self, *exc_info: object) -> None: ...
-
-    def samples(self) -> AsyncIterator[S_co]: ...

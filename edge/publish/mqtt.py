@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from drivers.errors import ConfigError, PublishError
-from drivers.samples import Sample
 from edge.config import MqttConfig
-from edge.homeassistant import Discovery
-from edge.outbox import Outbox
+from edge.publish.homeassistant import Discovery
+from edge.publish.outbox import Outbox
+from fusion.errors import ConfigError, PublishError
+from fusion.samples import Sample
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["MqttSink", "PublisherStats", "broker_address"]
@@ -200,7 +200,7 @@ class MqttSink:
             timeout=10.0,
             tls_params=tls_params,
             tls_insecure=self._cfg.tls_insecure if self._tls else None,
-            logger=logging.getLogger("edge.mqtt.client"),
+            logger=logging.getLogger("edge.publish.mqtt.client"),
         )
 
     async def _run(self) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 from edge.config import VitalEdgeConfig
-from edge.dispatch import Sink
-from edge.homeassistant import discovery_message
-from edge.mqtt import MqttSink
-from edge.outbox import Outbox, default_outbox_path
+from edge.publish.dispatch import Sink
+from edge.publish.homeassistant import discovery_message
+from edge.publish.mqtt import MqttSink
+from edge.publish.outbox import Outbox, default_outbox_path
 from edge.stats import AppStats
 
 __all__ = ["build_mqtt_sink", "build_sinks"]
@@ -69,15 +69,15 @@ def build_sinks(cfg: VitalEdgeConfig, stats: AppStats, *, mqtt_url: str) -> list
     mqtt = build_mqtt_sink(cfg, mqtt_url=mqtt_url)
     sinks: list[Sink] = [mqtt]
     if cfg.overlay.enabled or cfg.metrics.enabled:
-        from edge.metrics import Metrics
-        from edge.overlay import Overlay
+        from edge.web.metrics import Metrics
+        from edge.web.overlay import Overlay
 
         overlay = Overlay(cfg.overlay, device_id=cfg.device_id, serve_page=cfg.overlay.enabled)
         if cfg.metrics.enabled:
             overlay.metrics = Metrics(stats, mqtt=mqtt, viewers=lambda: overlay.viewers)
         sinks.append(overlay)
     if cfg.overlay.window:
-        from edge.window import WindowSink
+        from edge.web.window import WindowSink
 
         sinks.append(WindowSink(fps=cfg.overlay.fps))
     if os.environ.get("NOTIFY_SOCKET"):

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from drivers.errors import VitalEdgeError
+from fusion.errors import VitalEdgeError
 
 __all__ = ["add_parser", "inspect_path", "run"]
 

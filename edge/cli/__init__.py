@@ -12,20 +12,20 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from drivers.errors import VitalEdgeError
+from fusion.errors import VitalEdgeError
 
 __all__ = ["main"]
 
 # Explicit, in the order `vitaledge --help` lists them.
 _COMMAND_MODULES = (
-    "edge.cmd_run",
-    "edge.cmd_demo",
-    "edge.cmd_record",
-    "edge.cmd_eval",
-    "edge.cmd_calibrate",
-    "edge.cmd_bench",
-    "edge.cmd_inspect",
-    "edge.cmd_flir_constants",
+    "edge.cli.run",
+    "edge.cli.demo",
+    "edge.cli.record",
+    "edge.cli.eval",
+    "edge.cli.calibrate",
+    "edge.cli.bench",
+    "edge.cli.inspect",
+    "edge.cli.flir_constants",
 )
 
 
@@ -54,6 +54,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivers.errors import ConfigError
 from edge.config import HeartRateConfig
+from fusion.errors import ConfigError
 
 __all__ = ["add_parser", "bench_method", "run"]
 
@@ -35,7 +35,7 @@ def bench_method(path: str, method: str, model: str | None, max_s: float | None)
     import cv2
     import numpy as np
 
-    from edge.heart_rate import build_heart_rate_pipeline
+    from edge.build import build_heart_rate_pipeline
 
     cap = cv2.VideoCapture(path)
     fps = float(cap.get(cv2.CAP_PROP_FPS))

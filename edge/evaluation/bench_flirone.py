@@ -49,7 +49,7 @@ def measure(reads: list[bytes], repeat: int) -> dict[str, float | int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drivers.errors import VitalEdgeError
+    from fusion.errors import VitalEdgeError
 
     reads = [p.read_bytes() for p in sorted(args.capture.glob("*.bin"))]
     if not reads:

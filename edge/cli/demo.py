@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
 
 async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
     from edge.app import run_app
-    from edge.rig_score import RigScore
+    from edge.evaluation.rig_score import RigScore
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

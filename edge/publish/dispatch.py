@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol, Self
 
-from drivers.samples import Sample
+from fusion.samples import Sample
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["Dispatcher", "Sink"]

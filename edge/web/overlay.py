@@ -18,11 +18,11 @@ from typing import Literal, Self
 import numpy as np
 from aiohttp import web
 
-from drivers.samples import Sample, ThermalFrame, VisibleFrame
 from edge.config import OverlayConfig
-from edge.metrics import CONTENT_TYPE, Metrics
-from edge.overlay_draw import annotate_visible, encode_jpeg, false_colour
 from edge.ratelimit import RateLimitedLog
+from edge.web.draw import annotate_visible, encode_jpeg, false_colour
+from edge.web.metrics import CONTENT_TYPE, Metrics
+from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["Overlay"]
@@ -141,7 +141,7 @@ class Overlay:
         name = request.match_info.get("name", "index.html")
         if name not in _STATIC:
             raise web.HTTPNotFound()
-        body = resources.files("edge").joinpath("static", name).read_bytes()
+        body = resources.files("edge.web").joinpath("static", name).read_bytes()
         return web.Response(body=body, content_type=_TYPES[name.rsplit(".", 1)[1]],
                             headers={"Cache-Control": "no-cache"})
 

@@ -94,9 +94,9 @@ def evaluate(
         config: thermal settings (regressions, wristband window); ``reference`` is set per pipeline.
         progress: where to write a one-line progress indicator, or None.
     """
-    from drivers.samples import SkinTemperature, ThermalFrame
     from drivers.synthetic import SimulatedRig
-    from edge.thermal import build_thermal_pipeline
+    from edge.build import build_thermal_pipeline
+    from fusion.samples import SkinTemperature, ThermalFrame
     from fusion.thermal import ThermalMeasurer
 
     if detector is None:

@@ -6,7 +6,7 @@ import logging
 import socket
 from typing import Self
 
-from drivers.errors import VitalEdgeError
+from fusion.errors import VitalEdgeError
 
 __all__ = ["EmbeddedBroker"]
 

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drivers.errors import ConfigError
     from edge.config import config_path, load_config
+    from fusion.errors import ConfigError
 
     path = config_path(args.config)
     cfg = load_config(path)

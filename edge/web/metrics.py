@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from edge.mqtt import MqttSink
+from edge.publish.mqtt import MqttSink
 from edge.stats import AppStats
 
 __all__ = ["Metrics"]

@@ -58,9 +58,9 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
         SourceUnavailableError: a source could not be opened.
         VitalEdgeError: the folder already holds a session.
     """
-    from drivers.errors import SourceError
     from edge.build import build_source
     from edge.recorder import Recorder
+    from fusion.errors import SourceError
 
     sources = [build_source(s) for s in cfg.sources]
     described = {s.name: s.model_dump(mode="json") for s in cfg.sources}
@@ -113,8 +113,8 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
 
 
 def run(args: argparse.Namespace) -> int:
-    from drivers.errors import ConfigError
     from edge.config import config_path, load_config
+    from fusion.errors import ConfigError
 
     path = config_path(args.config)
     cfg = load_config(path)

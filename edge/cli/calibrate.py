@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from drivers.errors import VitalEdgeError
+from fusion.errors import VitalEdgeError
 
 __all__ = ["CalibrationDataError", "add_parser", "read_pairs", "run"]
 

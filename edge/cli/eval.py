@@ -1,4 +1,4 @@
-"""``vitaledge bench``: speed and memory figures, one module per target, listed explicitly."""
+"""``vitaledge eval``: accuracy evaluations, one module per target, listed explicitly."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 __all__ = ["add_parser"]
 
-_TARGET_MODULES: tuple[str, ...] = ("edge.bench_flirone", "edge.bench_rppg")
+_TARGET_MODULES: tuple[str, ...] = ("edge.evaluation.rppg", "edge.evaluation.thermal")
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("bench", help="measure speed and memory")
+    parser = sub.add_parser("eval", help="measure accuracy against ground truth")
     targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
     for module_name in _TARGET_MODULES:
         importlib.import_module(module_name).add_parser(targets)

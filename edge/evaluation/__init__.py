@@ -1,0 +1,1 @@
+"""Accuracy evaluations and speed benchmarks behind `vitaledge eval` and `vitaledge bench`."""

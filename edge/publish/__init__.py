@@ -1,0 +1,1 @@
+"""Publishing: MQTT with its outbox, the embedded broker, Home Assistant discovery, the sink dispatcher."""

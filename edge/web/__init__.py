@@ -1,0 +1,1 @@
+"""What a person looks at: the overlay page, the desktop window, Prometheus metrics."""
