@@ -24,7 +24,7 @@ from tests.ble_backend import VirtualPeripheral, VirtualRadio
 
 THERMO_ADDRESS = "F1:F1:F1:F1:F1:F1"
 E4_ADDRESS = "F2:F2:F2:F2:F2:F2"
-FAST = {"scan_timeout_s": 1.0, "backoff_initial_s": 0.02, "backoff_max_s": 0.1}
+FAST = {"scan_timeout_s": 1.0}
 
 
 def _ht_packet(celsius_tenths: int) -> bytes:
@@ -108,13 +108,21 @@ async def test_thermometer_reads_survives_link_loss_and_skips_bad_packets(rig: R
         assert second.seq == 1
         assert source.decode_errors == {"nan": 1, "truncated": 1}
 
-        await rig.thermo.drop_link()  # the peripheral ends the link
-        await rig.thermo.wait_subscribed(rig.thermo_char, count=2)  # reconnected and resubscribed by itself
-        await _until(lambda: source.connections == 2)
+        await rig.thermo.send(rig.thermo_char, _ht_packet(360))
+        await _until(lambda: source._queue is not None and source._queue.qsize() == 1)
+        await rig.thermo.drop_link()  # the peripheral ends the link: what arrived is kept, then it says so
+        assert (await _next(it)).celsius == pytest.approx(36.0)
+        with pytest.raises(SourceUnavailableError) as info:
+            await _next(it)
+        assert info.value.reason is UnavailableReason.DISCONNECTED
+        assert not source.connected
+    async with source:  # what the supervisor does next: reopen, which reconnects and resubscribes
+        it = aiter(source.samples())
+        await rig.thermo.wait_subscribed(rig.thermo_char, count=2)
         await rig.thermo.send(rig.thermo_char, _ht_packet(-5 + 370))
         third = await _next(it)
         assert third.celsius == pytest.approx(36.5)
-        assert third.seq == 2
+        assert third.seq == 3  # per source, across reopens
         assert source.connected
     assert not source.connected
     assert not rig.thermo.connected
@@ -139,8 +147,11 @@ async def test_e4_start_command_samples_and_reconnect(rig: Rig) -> None:
 
         await rig.e4.send(rig.e4_char, b"\x00" * 11)  # wrong length
         await rig.e4.drop_link()
+        with pytest.raises(SourceUnavailableError, match="link lost"):
+            await _next(it)
+    async with source:
+        it = aiter(source.samples())
         await rig.e4.wait_subscribed(rig.e4_char, count=2)
-        await _until(lambda: source.connections == 2)
         await rig.e4.send(rig.e4_char, _e4_packet(15310, 15310, 15310, 15310))
         after = await _next(it)
         assert after.celsius == pytest.approx(33.05) and after.seq == 4
