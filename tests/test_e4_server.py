@@ -125,52 +125,6 @@ async def test_no_server_and_refusal_are_unavailable(server: FakeE4Server) -> No
         await busy.stop()
 
 
-async def test_exit_without_enter(server: FakeE4Server) -> None:
-    source = _source(server.port)
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter() -> None:
-    fake = FakeE4Server()
-    await fake.start()
-    port = fake.port
-    await fake.stop()
-    source = _source(port)
-    with pytest.raises(SourceUnavailableError):
-        await source.__aenter__()
-    again = FakeE4Server()
-    again.server = await asyncio.start_server(again._client, "127.0.0.1", port)
-    try:
-        async with source:
-            assert (await _next(aiter(source.samples()))).celsius == 31.0
-    finally:
-        await again.stop()
-
-
-async def test_reentry_refused(server: FakeE4Server) -> None:
-    source = _source(server.port)
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-
-
-async def test_cancellation_mid_iteration(server: FakeE4Server) -> None:
-    source = _source(server.port)
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(server.subscribed.wait(), 5.0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert source._writer is None
-
-
 def test_config_and_build() -> None:
     cfg = load_config(None, {"sources": [{"kind": "e4-server", "host": "10.0.0.5", "device_id": "9ff167"}]})
     source = build_source(cfg.sources[0])

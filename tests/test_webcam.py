@@ -79,45 +79,6 @@ async def test_absent_device(device: str) -> None:
     assert info.value.source == "webcam" and device in str(info.value)
 
 
-async def test_exit_without_enter(video: Path) -> None:
-    source = _source(str(video))
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter(video: Path, tmp_path: Path) -> None:
-    late = tmp_path / "late.mkv"
-    source = _source(str(late))
-    with pytest.raises(SourceUnavailableError):
-        await source.__aenter__()
-    late.write_bytes(video.read_bytes())
-    async with source:
-        assert len(await _take(aiter(source.samples()), 2)) == 2
-
-
-async def test_reentry_refused(video: Path) -> None:
-    source = _source(str(video))
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-
-
-async def test_cancellation_mid_iteration(video: Path) -> None:
-    source = _source(str(video))
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert source._thread is None and source._cap is None
-
-
 def test_config_and_build() -> None:
     cfg = load_config(None, {"sources": [{"kind": "webcam", "device": "/dev/video2", "width": 1280, "height": 720}]})
     source = build_source(cfg.sources[0])
