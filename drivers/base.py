@@ -63,12 +63,14 @@ class QueueSource(Generic[S]):
         self._entered = False
         self._stop = threading.Event()
         self._seq = 0
+        self._failure: BaseException | None = None
 
     async def __aenter__(self) -> Self:
         if self._entered:
             raise RuntimeError(f"{self.name}: source is already open (not reentrant)")
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=self._queue_size)
+        self._failure = None
         self._stop.clear()
         try:
             await self._open()
@@ -110,9 +112,21 @@ class QueueSource(Generic[S]):
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._offer, sample)
 
+    def _fail(self, exc: BaseException) -> None:
+        """End ``samples()`` with ``exc`` after the samples already queued (event-loop thread only).
+
+        A lost link is reported this way, as ``SourceUnavailableError(DISCONNECTED)``: the supervisor
+        reopens the source; drivers do not reconnect by themselves. The failure never pushes a sample
+        out of a full queue: it waits until the consumer has drained what was accepted.
+        """
+        self._failure = exc
+        queue = self._queue
+        if queue is not None and not queue.full():
+            queue.put_nowait(_Failed(exc))  # wakes a consumer waiting on an empty queue
+
     def _fail_threadsafe(self, exc: BaseException) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._offer, _Failed(exc))
+            self._loop.call_soon_threadsafe(self._fail, exc)
 
     def _count_decode_error(self, kind: str, message: str) -> None:
         """Count one bad input; log the first of each kind (the supervisor rate-limits later logs)."""
@@ -125,7 +139,11 @@ class QueueSource(Generic[S]):
         if not self._entered or self._queue is None:
             raise RuntimeError(f"{self.name}: use 'async with' before iterating samples()")
         while True:
+            if self._failure is not None and self._queue.empty():
+                failure, self._failure = self._failure, None
+                raise failure
             item = await self._queue.get()
             if isinstance(item, _Failed):
+                self._failure = None
                 raise item.exc
             yield item

@@ -1,20 +1,19 @@
-"""The Bluetooth LE connection loop shared by the wristband and thermometer drivers.
+"""The Bluetooth LE connection shared by the wristband and thermometer drivers.
 
-scan (by name or address, on the chosen adapter) -> connect (bleak-retry-connector's
-``establish_connection``) -> subscribe (the subclass's ``_subscribe``) -> wait for the link to drop ->
-back off with jitter -> again. ``__aenter__`` makes the first connection (an absent peripheral raises
-``SourceUnavailableError``); afterwards the source keeps running across disconnects until closed.
-Bleak backends are injectable (``client_backend``/``scanner_backend``) so tests drive the real
+``__aenter__``: scan (by name or address, on the chosen adapter) -> connect (bleak-retry-connector's
+``establish_connection``, which makes its own few attempts for this one connect) -> subscribe (the
+subclass's ``_subscribe``); an absent peripheral raises ``SourceUnavailableError``. When the link drops,
+``samples()`` first yields what had already arrived, then raises ``SourceUnavailableError(DISCONNECTED)``;
+the supervisor (``edge.app``) reopens the source with the shared backoff. The driver never reconnects
+by itself. Bleak backends are injectable (``client_backend``/``scanner_backend``) so tests drive the real
 ``BleakClient`` and ``BleakScanner`` over a virtual radio.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
 import contextlib
 import logging
-import random
 
 from bleak import BleakClient, BleakScanner
 from bleak.args.bluez import BlueZClientArgs
@@ -39,7 +38,7 @@ _DENIED = {
 
 
 class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
-    """A skin-temperature source on a Bluetooth LE peripheral that reconnects by itself.
+    """A skin-temperature source on a Bluetooth LE peripheral; a dropped link ends ``samples()``.
 
     Args:
         name: configured source name.
@@ -47,8 +46,6 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
         address: Bluetooth address to look for; takes precedence over ``device_name``.
         adapter: BlueZ adapter ("hci0"); None: the system default.
         scan_timeout_s: how long one scan looks for the peripheral.
-        backoff_initial_s: first wait after a lost link or failed attempt; doubles up to ``backoff_max_s``.
-        backoff_max_s: longest wait between attempts.
         connect_attempts: attempts inside one ``establish_connection`` call.
         client_backend: bleak client backend type (tests: a virtual radio); None: the platform's.
         scanner_backend: bleak scanner backend type; None: the platform's.
@@ -63,8 +60,6 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
         address: str | None = None,
         adapter: str | None = None,
         scan_timeout_s: float = 10.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
         connect_attempts: int = 3,
         client_backend: type[BaseBleakClient] | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
@@ -77,15 +72,10 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
         self._address = address.upper() if address else None
         self._adapter = adapter
         self._scan_timeout_s = scan_timeout_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
         self._connect_attempts = connect_attempts
         self._client_backend = client_backend
         self._scanner_backend = scanner_backend
         self._client: BleakClient | None = None
-        self._link_lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.connections = 0  # successful connections, the first included
         self.device_address: str | None = None
 
     @property
@@ -112,16 +102,9 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
         )
 
     async def _open(self) -> None:
-        self._link_lost = asyncio.Event()
         await self._connect()
-        self._task = asyncio.create_task(self._keep_connected(), name=f"{self.name}-ble")
 
     async def _close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(BleakError, OSError):
@@ -143,7 +126,7 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
         return SourceUnavailableError(self.name, f"{message}{detail}", reason)
 
     async def _connect(self) -> None:
-        """One scan-connect-subscribe round; raises SourceUnavailableError when it fails."""
+        """Scan, connect and subscribe; raises SourceUnavailableError when it fails."""
         wanted = self._address or repr(self._device_name)
         scan_options: BleakScanner.ExtraArgs = {}
         client_bluez: BlueZClientArgs = {}
@@ -160,7 +143,6 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
             raise self._unavailable("Bluetooth scan failed", exc) from exc
         if device is None:
             raise self._unavailable(f"no peripheral {wanted} seen in {self._scan_timeout_s:g} s")
-        self._link_lost = asyncio.Event()
         try:
             client = await establish_connection(
                 BleakClient,
@@ -182,28 +164,11 @@ class BleSkinSource(QueueSource[SkinTemperature], abc.ABC):
                 await client.disconnect()
             raise self._unavailable(f"cannot subscribe on {device.address}", exc) from exc
         self.device_address = device.address
-        self.connections += 1
-        _log.info("%s: connected to %s (connection %d)", self.name, device.address, self.connections)
+        _log.info("%s: connected to %s", self.name, device.address)
 
     def _on_disconnected(self, client: BleakClient) -> None:
-        if client is self._client or self._client is None:
-            self._link_lost.set()
-
-    def _backoff_s(self, failures: int) -> float:
-        base = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** max(0, failures - 1))
-        return base * random.uniform(0.5, 1.0)  # jitter: many sources must not retry in lockstep
-
-    async def _keep_connected(self) -> None:
-        while True:
-            await self._link_lost.wait()
+        # Our own disconnect in _close() clears _client first, so only a lost link gets here.
+        if self._client is not None and client is self._client:
             self._client = None
-            _log.warning("%s: link to %s lost; reconnecting", self.name, self.device_address)
-            failures = 1
-            while True:
-                await asyncio.sleep(self._backoff_s(failures))
-                try:
-                    await self._connect()
-                    break
-                except SourceUnavailableError as exc:
-                    failures += 1
-                    _log.info("%s: reconnect attempt failed: %s", self.name, exc)
+            _log.warning("%s: link to %s lost", self.name, self.device_address)
+            self._fail(SourceUnavailableError(self.name, "link lost", UnavailableReason.DISCONNECTED))

@@ -32,8 +32,6 @@ class BleThermometerSource(BleSkinSource):
         adapter: BlueZ adapter, e.g. "hci1"; None: default.
         site: where the probe sits, used when the device does not say ("wrist").
         scan_timeout_s: how long one scan looks for the thermometer.
-        backoff_initial_s: first wait after a lost link; doubles up to ``backoff_max_s``.
-        backoff_max_s: longest wait between attempts.
         client_backend: bleak client backend type; None: the platform's.
         scanner_backend: bleak scanner backend type; None: the platform's.
     """
@@ -47,8 +45,6 @@ class BleThermometerSource(BleSkinSource):
         adapter: str | None = None,
         site: str = "wrist",
         scan_timeout_s: float = 10.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
         client_backend: type[BaseBleakClient] | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
     ) -> None:
@@ -58,8 +54,6 @@ class BleThermometerSource(BleSkinSource):
             address=address,
             adapter=adapter,
             scan_timeout_s=scan_timeout_s,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
             client_backend=client_backend,
             scanner_backend=scanner_backend,
         )

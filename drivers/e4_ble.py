@@ -54,8 +54,6 @@ class E4BleSource(BleSkinSource):
         adapter: BlueZ adapter, e.g. "hci1"; None: default.
         offset_c: added to every decoded sample (per-unit calibration against a contact thermometer).
         scan_timeout_s: how long one scan looks for the wristband.
-        backoff_initial_s: first wait after a lost link; doubles up to ``backoff_max_s``.
-        backoff_max_s: longest wait between attempts.
         client_backend: bleak client backend type; None: the platform's.
         scanner_backend: bleak scanner backend type; None: the platform's.
     """
@@ -69,8 +67,6 @@ class E4BleSource(BleSkinSource):
         adapter: str | None = None,
         offset_c: float = 0.0,
         scan_timeout_s: float = 10.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
         client_backend: type[BaseBleakClient] | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
     ) -> None:
@@ -80,8 +76,6 @@ class E4BleSource(BleSkinSource):
             address=address,
             adapter=adapter,
             scan_timeout_s=scan_timeout_s,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
             client_backend=client_backend,
             scanner_backend=scanner_backend,
         )

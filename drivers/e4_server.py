@@ -3,8 +3,8 @@
 The server (Empatica's, on the PC paired with the wristband) takes commands such as
 ``device_connect <id>`` and ``device_subscribe tmp ON`` and answers ``R <command> ... OK`` or
 ``... ERR <reason>``; data arrive as ``E4_Temperature <unix_ts> <°C>``. The server's timestamp is
-the sample's ``t_wall``; ``t_mono`` is the arrival time. A lost TCP connection (or one that never
-answers) is retried with exponential backoff and jitter while the source is open.
+the sample's ``t_wall``; ``t_mono`` is the arrival time. A lost TCP connection ends ``samples()`` with
+``SourceUnavailableError(DISCONNECTED)`` (after the lines already received); the supervisor reopens it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 
 from drivers.base import QueueSource
@@ -27,7 +26,7 @@ _STREAM = "E4_Temperature"
 
 
 class E4ServerSource(QueueSource[SkinTemperature]):
-    """Subscribes to the ``tmp`` stream of an E4 streaming server and keeps reconnecting.
+    """Subscribes to the ``tmp`` stream of an E4 streaming server; a lost connection ends ``samples()``.
 
     Args:
         name: configured source name.
@@ -35,8 +34,7 @@ class E4ServerSource(QueueSource[SkinTemperature]):
         port: its TCP port (Empatica's default 28000).
         device_id: send ``device_connect <id>`` first; None: the server is set to connect by itself.
         reply_timeout_s: how long to wait for the server's answer to a command.
-        backoff_initial_s: first wait after a lost connection; doubles up to ``backoff_max_s``.
-        backoff_max_s: longest wait between attempts.
+        queue_size: samples buffered for a slow consumer before the oldest is dropped.
     """
 
     def __init__(
@@ -47,18 +45,14 @@ class E4ServerSource(QueueSource[SkinTemperature]):
         port: int = 28000,
         device_id: str | None = None,
         reply_timeout_s: float = 5.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 30.0,
         queue_size: int = 64,
     ) -> None:
         super().__init__(name, queue_size=queue_size)
         self._host, self._port, self._device_id = host, port, device_id
         self._reply_timeout_s = reply_timeout_s
-        self._backoff_initial_s, self._backoff_max_s = backoff_initial_s, backoff_max_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self.connections = 0
 
     async def _open(self) -> None:
         await self._connect()
@@ -96,8 +90,7 @@ class E4ServerSource(QueueSource[SkinTemperature]):
         except SourceUnavailableError:
             await self._drop()
             raise
-        self.connections += 1
-        _log.info("%s: subscribed to %s (connection %d)", self.name, where, self.connections)
+        _log.info("%s: subscribed to %s", self.name, where)
 
     async def _command(self, command: str, reply_prefix: str) -> None:
         """Send one command and wait for its ``R`` reply, handling data lines that come first."""
@@ -149,17 +142,10 @@ class E4ServerSource(QueueSource[SkinTemperature]):
         )
 
     async def _run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                if self._reader is None:
-                    await self._connect()
-                    failures = 0
-                while True:
-                    self._handle(await self._readline())
-            except (OSError, EOFError, SourceUnavailableError) as exc:
-                await self._drop()
-                failures += 1
-                delay_s = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** (failures - 1))
-                _log.warning("%s: %s; retrying in %.1f s", self.name, exc, delay_s)
-                await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
+        try:
+            while True:
+                self._handle(await self._readline())
+        except (OSError, EOFError) as exc:
+            _log.warning("%s: connection lost: %s", self.name, exc)
+            await self._drop()
+            self._fail(SourceUnavailableError(self.name, f"connection lost: {exc}", UnavailableReason.DISCONNECTED))

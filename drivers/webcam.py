@@ -2,11 +2,12 @@
 
 The requested resolution and frame rate are asked for, and what the camera actually gives is
 logged once per (re)open and carried in every frame's ``meta`` (``width``, ``height``, ``fps``,
-``fps_requested`` ...). A failed read (camera unplugged, driver hiccup) closes the capture and
-reopens it with exponential backoff until the source is closed; a device that is absent when the
-source is entered raises ``SourceUnavailableError(ABSENT)``. The target may also be a video file
-(tests, demos): it is paced at its own frame rate and starts again from the beginning when it ends,
-as an unplugged camera comes back.
+``fps_requested`` ...). A failed read (camera unplugged, driver hiccup) closes the capture and ends
+``samples()`` with ``SourceUnavailableError(DISCONNECTED)``; the supervisor reopens the source with the
+shared backoff. A device that is absent when the source is entered raises
+``SourceUnavailableError(ABSENT)``. The target may also be a video file (tests, demos): it is paced at
+its own frame rate and its end is a failed read like an unplugged camera's, so the supervisor starts it
+again from the beginning.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ class WebcamSource(QueueSource[VisibleFrame]):
         height: requested frame height; None: the camera's default.
         fps: requested frame rate; None: the camera's default.
         queue_size: frames kept for a slow consumer; the oldest is dropped and counted.
-        backoff_initial_s: first wait before reopening after a failure; doubles up to ``backoff_max_s``.
-        backoff_max_s: longest wait between reopen attempts.
     """
 
     def __init__(
@@ -57,18 +56,14 @@ class WebcamSource(QueueSource[VisibleFrame]):
         height: int | None = 480,
         fps: float | None = 30.0,
         queue_size: int = 2,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 10.0,
     ) -> None:
         super().__init__(name, queue_size=queue_size)
         self._device = device
         self._requested = (width, height, fps)
-        self._backoff_initial_s, self._backoff_max_s = backoff_initial_s, backoff_max_s
         self._cap: cv2.VideoCapture | None = None
         self._thread: threading.Thread | None = None
         self._meta: MappingProxyType[str, object] = MappingProxyType({})
         self._is_file = False
-        self.reconnects = 0
         self.read_failures = 0
 
     @property
@@ -161,32 +156,18 @@ class WebcamSource(QueueSource[VisibleFrame]):
         )
 
     def _reader(self) -> None:  # thread
-        failures = 0
         next_due = time.monotonic()
-        while not self._stop.is_set():
-            cap = self._cap
-            if cap is None:  # reopen after a failure, with backoff
-                delay_s = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** max(0, failures - 1))
-                if self._stop.wait(delay_s):
-                    return
-                try:
-                    self._cap = self._open_capture()
-                    self.reconnects += 1
-                    failures = 0
-                except SourceUnavailableError as exc:
-                    failures += 1
-                    _log.warning("%s: reopen failed (%s); next try in %.1f s", self.name, exc, delay_s * 2)
-                continue
+        cap = self._cap
+        while cap is not None and not self._stop.is_set():
             ok, image = cap.read()
             t_mono, t_wall = time.monotonic_ns(), time.time()
             if not ok or image is None:
                 self.read_failures += 1
+                what = "end of the video file" if self._is_file else "read failed (camera unplugged?)"
                 if not self._is_file:
-                    _log.warning("%s: read failed (camera unplugged?); reopening", self.name)
-                cap.release()
-                self._cap = None
-                failures = 1
-                continue
+                    _log.warning("%s: %s", self.name, what)
+                self._fail_threadsafe(SourceUnavailableError(self.name, what, UnavailableReason.DISCONNECTED))
+                return
             self._offer_threadsafe(self._frame(np.asarray(image, dtype=np.uint8), t_mono, t_wall))
             fps = float(self._meta.get("fps") or 0.0)  # type: ignore[arg-type]
             if self._is_file and fps > 0:  # a file reads instantly: pace it like the camera it stands for

@@ -1,8 +1,10 @@
 """The running application: supervised sources → fusion loop → dispatcher → sinks.
 
 Start order: embedded broker (when no URL is configured), sinks, then sources; stop in reverse.
-A source that fails is reopened with capped exponential backoff while the others keep going; a
-source that ends (a file, a finite rig) is not reopened, and the app stops when all have ended.
+A source that fails (or whose link drops: drivers raise ``SourceUnavailableError(DISCONNECTED)`` and
+never reconnect by themselves) is reopened here, with the one backoff policy of ``edge.retry``, while
+the others keep going; a source that ends (a file, a finite rig) is not reopened, and the app stops
+when all have ended.
 """
 
 from __future__ import annotations
@@ -10,43 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from drivers.base import Source
-from edge.build import build_fusion, build_source
+from edge.build import build_backoff, build_fusion, build_source
 from edge.config import VitalEdgeConfig
 from edge.publish.dispatch import Dispatcher, Sink
 from edge.ratelimit import RateLimitedLog
+from edge.retry import Backoff
 from edge.stats import AppStats
 from fusion.errors import DecodeError, SourceUnavailableError
 from fusion.loop import FusionLoop
 from fusion.samples import Sample
 from fusion.vitals import VitalsRecord
 
-__all__ = ["Backoff", "run_app"]
+__all__ = ["run_app"]
 
 _log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """Capped exponential backoff with ±25 % jitter, reset after a success."""
-
-    def __init__(self, initial_s: float = 1.0, max_s: float = 30.0, rng: random.Random | None = None) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._next_s = initial_s
-        self._rng = rng or random.Random()
-
-    def reset(self) -> None:
-        self._next_s = self.initial_s
-
-    def next_delay(self) -> float:
-        delay = self._next_s * self._rng.uniform(0.75, 1.25)
-        self._next_s = min(self._next_s * 2, self.max_s)
-        return delay
 
 
 class _Pipeline:
@@ -102,9 +86,19 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def _supervise(
-    source: Source[Any], pipeline: _Pipeline, stats: AppStats, stop: asyncio.Event, backoff: Backoff | None = None
+    source: Source[Any],
+    pipeline: _Pipeline,
+    stats: AppStats,
+    stop: asyncio.Event,
+    backoff: Backoff | None = None,
+    *,
+    wait: Callable[[asyncio.Event, float], Awaitable[None]] = _wait,
 ) -> None:
-    """Run one source until it ends or ``stop``; reopen it with backoff when it fails."""
+    """Run one source until it ends or ``stop``; reopen it with backoff when it fails.
+
+    This is the only place a source is retried: ``restarts`` counts every reopen, whether the open
+    failed or an open link dropped. ``wait(stop, seconds)`` sleeps between attempts (tests inject one).
+    """
     backoff = backoff or Backoff()
     source_stats = stats.source(source.name)
     while not stop.is_set():
@@ -134,7 +128,7 @@ async def _supervise(
         delay = backoff.next_delay()
         source_stats.restarts += 1
         _log.warning("%s; retrying in %.1f s", message, delay)
-        await _wait(stop, delay)
+        await wait(stop, delay)
 
 
 async def _cancel_on_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
@@ -167,7 +161,7 @@ async def run_app(
 
     stop = stop or asyncio.Event()
     stats = stats or AppStats()
-    sources = [build_source(source_cfg) for source_cfg in cfg.sources]
+    sources = [(build_source(source_cfg), build_backoff(source_cfg)) for source_cfg in cfg.sources]
     async with contextlib.AsyncExitStack() as stack:
         mqtt_url = cfg.mqtt.url
         if mqtt_url is None:
@@ -183,8 +177,10 @@ async def run_app(
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(_supervise(source, pipeline, stats, stop), name=f"source:{source.name}")
-                    for source in sources
+                    group.create_task(
+                        _supervise(source, pipeline, stats, stop, backoff), name=f"source:{source.name}"
+                    )
+                    for source, backoff in sources
                 ]
                 stopper = group.create_task(_cancel_on_stop(stop, tasks), name="stopper")
                 if tasks:

@@ -25,6 +25,7 @@ from edge.config import (
     VitalEdgeConfig,
     WebcamConfig,
 )
+from edge.retry import Backoff
 from fusion.errors import ConfigError
 from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
@@ -35,6 +36,7 @@ from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
 __all__ = [
     "WEBCAM_FPS_HZ",
+    "build_backoff",
     "build_face_detector",
     "build_fusion",
     "build_heart_rate_pipeline",
@@ -85,7 +87,6 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
                 adapter=cfg.adapter,
                 offset_c=cfg.offset_c,
                 scan_timeout_s=cfg.scan_timeout_s,
-                backoff_max_s=cfg.backoff_max_s,
             )
         case BleThermometerConfig():
             from drivers.ble_thermometer import BleThermometerSource
@@ -97,14 +98,11 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
                 adapter=cfg.adapter,
                 site=cfg.site,
                 scan_timeout_s=cfg.scan_timeout_s,
-                backoff_max_s=cfg.backoff_max_s,
             )
         case E4ServerConfig():
             from drivers.e4_server import E4ServerSource
 
-            return E4ServerSource(
-                cfg.name, host=cfg.host, port=cfg.port, device_id=cfg.device_id, backoff_max_s=cfg.backoff_max_s
-            )
+            return E4ServerSource(cfg.name, host=cfg.host, port=cfg.port, device_id=cfg.device_id)
         case E4CsvConfig():
             from drivers.e4_csv import E4CsvSource
 
@@ -119,7 +117,6 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
                 height=cfg.height,
                 fps=cfg.fps,
                 queue_size=cfg.queue_size,
-                backoff_max_s=cfg.backoff_max_s,
             )
         case ReplayConfig():
             from drivers.replay import ReplaySource
@@ -133,6 +130,17 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
             )
         case _:
             assert_never(cfg)
+
+
+def build_backoff(cfg: SourceConfig) -> Backoff:
+    """The supervisor's reopen policy for one source: ``edge.retry``'s, capped at its ``backoff_max_s``.
+
+    Sources that can lose a link (Bluetooth, the E4 server, a webcam) take the cap from their
+    configuration; the others use the default (30 s).
+    """
+    if isinstance(cfg, E4BleConfig | BleThermometerConfig | E4ServerConfig | WebcamConfig):
+        return Backoff(max_s=cfg.backoff_max_s)
+    return Backoff()
 
 
 def build_fusion(cfg: VitalEdgeConfig, *, first_seq: int = 0) -> FusionLoop:

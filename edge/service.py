@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Self
 
 from edge.config import ServiceConfig
@@ -91,6 +91,7 @@ class ServiceSink:
         env: the environment (``$WATCHDOG_USEC``).
         outbox_depth: reads the MQTT outbox depth for the status line, if there is one.
         clock: monotonic seconds; injectable for tests.
+        sleep: waits between watchdog checks; injectable for tests (with ``clock``).
     """
 
     name = "systemd"
@@ -103,12 +104,14 @@ class ServiceSink:
         env: Mapping[str, str] = os.environ,
         outbox_depth: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._stall_s = cfg.stall_s
         self.notifier = notifier or SystemdNotifier(env=env)
         self.watchdog_s = watchdog_interval_s(env)
         self._outbox_depth = outbox_depth
         self._clock = clock
+        self._sleep = sleep
         self._records = 0
         self._last_seq: int | None = None
         self._last_record_s: float | None = None
@@ -150,7 +153,7 @@ class ServiceSink:
 
     async def _watchdog(self, period_s: float) -> None:
         while True:
-            await asyncio.sleep(period_s)
+            await self._sleep(period_s)
             if self.flowing():
                 if self.stalled:
                     _log.info("systemd: records flow again; watchdog pings resume")

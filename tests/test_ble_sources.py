@@ -4,6 +4,7 @@ over a bumble virtual radio (tests/ble_backend.py), with virtual Health Thermome
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import struct
 import time
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 import pytest
 from bumble import gatt
 
-from drivers.ble_link import BleSkinSource
 from drivers.ble_thermometer import BleThermometerSource
 from drivers.e4_ble import E4BleSource
 from edge.build import build_source
@@ -24,7 +24,7 @@ from tests.ble_backend import VirtualPeripheral, VirtualRadio
 
 THERMO_ADDRESS = "F1:F1:F1:F1:F1:F1"
 E4_ADDRESS = "F2:F2:F2:F2:F2:F2"
-FAST = {"scan_timeout_s": 1.0, "backoff_initial_s": 0.02, "backoff_max_s": 0.1}
+FAST = {"scan_timeout_s": 1.0}
 
 
 def _ht_packet(celsius_tenths: int) -> bytes:
@@ -58,8 +58,9 @@ class Rig:
         return E4BleSource("wristband", client_backend=client, scanner_backend=scanner, **options)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def virtual_rig() -> AsyncIterator[Rig]:
+    """A virtual radio with a Health Thermometer and an E4 advertising on it (also used by the lifecycle matrix)."""
     radio = VirtualRadio()
     await radio.start()
     thermo_char = _char("2A1C", gatt.Characteristic.Properties.INDICATE)
@@ -73,10 +74,18 @@ async def rig() -> AsyncIterator[Rig]:
         e4.recording_write("3e71"),
     )
     e4.device.add_service(gatt.Service("3E70", [command]))
-    yield Rig(radio, thermo, thermo_char, e4, e4_char)
-    for p in radio.peripherals:
-        await p.device.power_off()
-    await radio.central.power_off()
+    try:
+        yield Rig(radio, thermo, thermo_char, e4, e4_char)
+    finally:
+        for p in radio.peripherals:
+            await p.device.power_off()
+        await radio.central.power_off()
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with virtual_rig() as rig:
+        yield rig
 
 
 async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -108,13 +117,21 @@ async def test_thermometer_reads_survives_link_loss_and_skips_bad_packets(rig: R
         assert second.seq == 1
         assert source.decode_errors == {"nan": 1, "truncated": 1}
 
-        await rig.thermo.drop_link()  # the peripheral ends the link
-        await rig.thermo.wait_subscribed(rig.thermo_char, count=2)  # reconnected and resubscribed by itself
-        await _until(lambda: source.connections == 2)
+        await rig.thermo.send(rig.thermo_char, _ht_packet(360))
+        await _until(lambda: source._queue is not None and source._queue.qsize() == 1)
+        await rig.thermo.drop_link()  # the peripheral ends the link: what arrived is kept, then it says so
+        assert (await _next(it)).celsius == pytest.approx(36.0)
+        with pytest.raises(SourceUnavailableError) as info:
+            await _next(it)
+        assert info.value.reason is UnavailableReason.DISCONNECTED
+        assert not source.connected
+    async with source:  # what the supervisor does next: reopen, which reconnects and resubscribes
+        it = aiter(source.samples())
+        await rig.thermo.wait_subscribed(rig.thermo_char, count=2)
         await rig.thermo.send(rig.thermo_char, _ht_packet(-5 + 370))
         third = await _next(it)
         assert third.celsius == pytest.approx(36.5)
-        assert third.seq == 2
+        assert third.seq == 3  # per source, across reopens
         assert source.connected
     assert not source.connected
     assert not rig.thermo.connected
@@ -139,8 +156,11 @@ async def test_e4_start_command_samples_and_reconnect(rig: Rig) -> None:
 
         await rig.e4.send(rig.e4_char, b"\x00" * 11)  # wrong length
         await rig.e4.drop_link()
+        with pytest.raises(SourceUnavailableError, match="link lost"):
+            await _next(it)
+    async with source:
+        it = aiter(source.samples())
         await rig.e4.wait_subscribed(rig.e4_char, count=2)
-        await _until(lambda: source.connections == 2)
         await rig.e4.send(rig.e4_char, _e4_packet(15310, 15310, 15310, 15310))
         after = await _next(it)
         assert after.celsius == pytest.approx(33.05) and after.seq == 4
@@ -166,54 +186,6 @@ async def test_by_address(rig: Rig) -> None:
     async with source:
         await rig.thermo.wait_subscribed(rig.thermo_char)
         assert source.device_address == THERMO_ADDRESS
-
-
-# --- lifecycle (as aiomqtt's client tests) ---------------------------------------------------------
-
-
-async def test_exit_without_enter(rig: Rig) -> None:
-    source: BleSkinSource = rig.thermometer(device_name="VE Thermo")
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter(rig: Rig) -> None:
-    source = rig.thermometer(device_name="Late Thermo", scan_timeout_s=0.2)
-    with pytest.raises(SourceUnavailableError):
-        await source.__aenter__()
-    await source.__aexit__(None, None, None)
-    late_char = _char("2A1C", gatt.Characteristic.Properties.INDICATE)
-    late = await rig.radio.add_peripheral("Late Thermo", "F3:F3:F3:F3:F3:F3", [gatt.Service("1809", [late_char])])
-    async with source:
-        await late.wait_subscribed(late_char)
-        await late.send(late_char, _ht_packet(350))
-        assert (await _next(aiter(source.samples()))).celsius == pytest.approx(35.0)
-
-
-async def test_reentry_refused(rig: Rig) -> None:
-    source = rig.thermometer(device_name="VE Thermo")
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-    async with source:  # reusable once closed
-        await rig.thermo.wait_subscribed(rig.thermo_char, count=2)
-
-
-async def test_cancellation_mid_iteration(rig: Rig) -> None:
-    source = rig.thermometer(device_name="VE Thermo")
-
-    async def consume() -> None:
-        async with source:
-            async for _ in source.samples():
-                pass
-
-    task = asyncio.create_task(consume())
-    await rig.thermo.wait_subscribed(rig.thermo_char)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert not source.connected
-    await _until(lambda: not rig.thermo.connected)
 
 
 async def test_without_a_radio_the_platform_backend_reports_unavailable() -> None:

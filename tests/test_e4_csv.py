@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -80,52 +79,6 @@ async def test_missing_file_and_bad_header(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not an E4 export"):
         await source.__aenter__()
     await source.__aexit__(None, None, None)
-
-
-# --- lifecycle ---------------------------------------------------------------------------------------
-
-
-async def test_exit_without_enter(tmp_path: Path) -> None:
-    source = E4CsvSource("wristband", path=_write(tmp_path, "1000\n4\n30\n"))
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter(tmp_path: Path) -> None:
-    path = tmp_path / "TEMP.csv"
-    source = E4CsvSource("wristband", path=path, speed=None)
-    with pytest.raises(SourceUnavailableError):
-        await source.__aenter__()
-    path.write_text("1000\n4\n30\n31\n")
-    assert [s.celsius for s in await _all(source)] == [30.0, 31.0]
-
-
-async def test_reentry_refused_and_reuse(tmp_path: Path) -> None:
-    source = E4CsvSource("wristband", path=_write(tmp_path, "1000\n4\n30\n"), speed=None)
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-    assert len(await _all(source)) == 1  # reusable: plays again from the start
-    with pytest.raises(RuntimeError, match="async with"):
-        await anext(aiter(source.samples()))
-
-
-async def test_cancellation_mid_iteration(tmp_path: Path) -> None:
-    source = E4CsvSource("wristband", path=_write(tmp_path, "1000\n4\n" + "30\n" * 100), speed=1.0)
-    got: list[SkinTemperature] = []
-
-    async def consume() -> None:
-        async with source:
-            async for s in source.samples():
-                got.append(s)
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert 1 <= len(got) < 100
-    assert source._file is None  # closed on the way out
 
 
 def test_config_and_build(tmp_path: Path) -> None:

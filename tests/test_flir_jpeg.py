@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,6 @@ import pytest
 from drivers.flir_jpeg import FlirJpegSource, read_radiometric_jpeg
 from fusion.errors import DecodeError, SourceUnavailableError, UnavailableReason
 from fusion.samples import ThermalFrame
-from tests.lifecycle import cancel_mid_iteration
 
 
 @pytest.fixture(scope="module")
@@ -110,37 +108,3 @@ async def test_missing_file_is_absent(tmp_path: Path) -> None:
         await source.__aenter__()
     assert caught.value.reason is UnavailableReason.ABSENT
     assert str(caught.value) == f"thermal: no such file: {tmp_path / 'nope.jpg'}"
-
-
-async def test_exit_without_enter_is_safe(photo: Path) -> None:
-    source = FlirJpegSource("thermal", path=photo)
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter(photo: Path, tmp_path: Path) -> None:
-    target = tmp_path / "later.jpg"
-    source = FlirJpegSource("thermal", path=target, rate_hz=100.0, frames=2)
-    with pytest.raises(SourceUnavailableError):
-        async with source:
-            pass
-    shutil.copy(photo, target)
-    async with source:
-        assert len(await _take(source)) == 2
-
-
-async def test_reentry_is_refused(photo: Path) -> None:
-    source = FlirJpegSource("thermal", path=photo)
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-
-
-async def test_cancellation_mid_iteration(photo: Path) -> None:
-    source = FlirJpegSource("thermal", path=photo, rate_hz=100.0)
-    await cancel_mid_iteration(source)
-    assert source._task is None
-    # and it opens again afterwards
-    async with source:
-        async with asyncio.timeout(5):
-            assert isinstance(await anext(source.samples()), ThermalFrame)

@@ -24,7 +24,6 @@ import usb.core
 from drivers.flirone import FlirOneSource
 from fusion.errors import SourceUnavailableError, UnavailableReason
 from fusion.samples import PlanckConstants, ThermalFrame
-from tests.lifecycle import cancel_mid_iteration
 
 PLANCK = PlanckConstants(
     r1=17837.53125, r2=0.012332781217992306, b=1450.4000244140625, f=1.0, o=-1143.0, provenance="test"
@@ -322,44 +321,6 @@ async def test_a_bug_in_the_reader_reaches_the_consumer() -> None:
         with pytest.raises(RuntimeError, match="backend bug"):
             async with asyncio.timeout(5):
                 await anext(source.samples())
-
-
-# --- lifecycle (as aiomqtt's client tests) -----------------------------------------------------------
-
-
-async def test_exit_without_enter_is_safe() -> None:
-    source = FlirOneSource("thermal", planck=PLANCK, backend=ReplayBackend([]))
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter(shared_data: Path) -> None:
-    backend = ReplayBackend(capture_reads(shared_data), present=False)
-    source = FlirOneSource("thermal", planck=PLANCK, backend=backend, queue_size=32)
-    with pytest.raises(SourceUnavailableError):
-        async with source:
-            pass
-    backend.present = True  # plugged in
-    async with source:
-        frames = await take(source, 3)
-    assert [f.meta["frame_index"] for f in frames] == [0, 2, 3]
-    assert backend.handles_open == 0
-
-
-async def test_reentry_is_refused() -> None:
-    source = FlirOneSource("thermal", planck=PLANCK, backend=ReplayBackend([]))
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-
-
-async def test_cancellation_mid_iteration_releases_the_device(shared_data: Path) -> None:
-    backend = ReplayBackend(capture_reads(shared_data))
-    source = FlirOneSource("thermal", planck=PLANCK, backend=backend, queue_size=32)
-    await cancel_mid_iteration(source, timeout_s=10)
-    assert backend.handles_open == 0
-    assert ("release", 2, 0) in backend.requests
-    assert not any(t.name == "thermal-usb" for t in threading.enumerate())
 
 
 # --- configuration -----------------------------------------------------------------------------------

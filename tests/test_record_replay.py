@@ -205,50 +205,6 @@ async def test_bad_folders(tmp_path: Path) -> None:
         Recorder(tmp_path / "other")
 
 
-# --- lifecycle ---------------------------------------------------------------------------------------
-
-
-async def test_exit_without_enter(tmp_path: Path) -> None:
-    source = ReplaySource("replay", path=tmp_path)
-    await source.__aexit__(None, None, None)
-    await source.__aexit__(None, None, None)
-
-
-async def test_retry_after_failed_enter_and_reentry_refused(tmp_path: Path) -> None:
-    source = ReplaySource("replay", path=tmp_path / "s", speed=None)
-    with pytest.raises(SourceUnavailableError):
-        await source.__aenter__()
-    with Recorder(tmp_path / "s") as recorder:
-        recorder.write(SkinTemperature(t_mono=T0, t_wall=1.7e9, source="band", seq=0, celsius=33.0))
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-        assert [s.celsius async for s in source.samples()] == [33.0]  # type: ignore[union-attr]
-
-
-async def test_cancellation_mid_iteration(tmp_path: Path) -> None:
-    with Recorder(tmp_path / "s") as recorder:
-        for k in range(50):
-            recorder.write(
-                SkinTemperature(t_mono=T0 + k * 250_000_000, t_wall=1.7e9, source="band", seq=k, celsius=33.0)
-            )
-    source = ReplaySource("replay", path=tmp_path / "s", speed=1.0)
-    got: list[Sample] = []
-
-    async def consume() -> None:
-        async with source:
-            async for s in source.samples():
-                got.append(s)
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.4)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert 1 <= len(got) < 50
-    assert source._files is None
-
-
 def test_config_and_build(tmp_path: Path) -> None:
     cfg = load_config(None, {"sources": [{"kind": "replay", "path": str(tmp_path), "speed": 4}]})
     source = build_source(cfg.sources[0])

@@ -56,27 +56,58 @@ def pings(messages: list[str]) -> int:
     return sum("WATCHDOG=1" in m.split("\n") for m in messages)
 
 
+class ManualTime:
+    """The watchdog's clock and sleep: time moves only when the test says ``advance``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.periods: list[float] = []
+        self._ticks: asyncio.Queue[None] = asyncio.Queue()
+        self._checking = False
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        if self._checking:  # the watchdog is back in sleep(): the check after the last tick is done
+            self._checking = False
+            self._ticks.task_done()
+        await self._ticks.get()
+        self._checking = True
+        self.periods.append(seconds)
+        self.now += seconds
+
+    async def advance(self, ticks: int) -> None:
+        """Let the watchdog wake ``ticks`` times and wait until each wake-up's check has run."""
+        for _ in range(ticks):
+            self._ticks.put_nowait(None)
+            await asyncio.wait_for(self._ticks.join(), 5.0)
+
+
 async def test_ready_then_pings_only_while_records_flow(notify_socket: NotifySocket) -> None:
-    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"}  # check every 0.1 s
-    sink = ServiceSink(ServiceConfig(stall_s=0.5), env=env, outbox_depth=lambda: 3)
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "2000000"}  # check every 1 s
+    time_ = ManualTime()
+    sink = ServiceSink(ServiceConfig(stall_s=5.0), env=env, outbox_depth=lambda: 3, clock=time_.clock,
+                       sleep=time_.sleep)
     async with sink:
-        await asyncio.sleep(0.35)
+        await time_.advance(3)
         assert notify_socket.messages()[0].startswith("READY=1")
         assert pings(notify_socket.messages()) == 0, "no record yet: no ping"
-        for seq in range(8):  # records flowing
+        for seq in range(8):  # records flowing, one per check
             await sink.send(make_record("svc", seq))
-            await asyncio.sleep(0.1)
-        flowing = pings(notify_socket.messages())
-        assert flowing >= 5
+            await time_.advance(1)
+        assert pings(notify_socket.messages()) == 8 == sink.pings
         assert "STATUS=publishing; 8 records, last seq 7, outbox 3" in notify_socket.messages()[-1]
-        await asyncio.sleep(0.7)  # the pipeline stalls: pings stop once stall_s has passed
-        before = pings(notify_socket.messages())
-        await asyncio.sleep(0.8)
-        assert pings(notify_socket.messages()) == before, "no pings while stalled"
-        assert sink.stalled and any(m.startswith("STATUS=stalled") for m in notify_socket.messages())
+        await time_.advance(4)  # the last record is 5 s old: still within stall_s
+        assert pings(notify_socket.messages()) == 12 and not sink.stalled
+        await time_.advance(1)  # past stall_s: pings stop and the status says why
+        assert sink.stalled and notify_socket.messages()[-1] == "STATUS=stalled: no record for 6 s"
+        await time_.advance(10)
+        assert pings(notify_socket.messages()) == 12, "no pings while stalled"
         await sink.send(make_record("svc", 8))  # flowing again
-        await asyncio.sleep(0.3)
-        assert pings(notify_socket.messages()) > before
+        await time_.advance(1)
+        assert pings(notify_socket.messages()) == 13 and not sink.stalled
+    assert time_.periods == [1.0] * 27, "checked at half of WATCHDOG_USEC, once per tick"
     assert notify_socket.messages()[-1].startswith("STOPPING=1")
 
 

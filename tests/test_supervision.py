@@ -1,17 +1,22 @@
-"""Supervision: a failing source is reopened with backoff while the others keep publishing."""
+"""Supervision: a failing source is reopened with backoff while the others keep publishing.
+
+The supervisor's wait between attempts is injected: tests record the delays instead of sleeping them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import numpy as np
 import pytest
 
 from drivers.base import QueueSource
-from edge.app import Backoff, _Pipeline, _supervise
+from edge.app import _Pipeline, _supervise
 from edge.publish.dispatch import Dispatcher
 from edge.ratelimit import RateLimitedLog
+from edge.retry import Backoff
 from edge.stats import AppStats
 from fusion.errors import SourceUnavailableError, UnavailableReason
 from fusion.loop import FusionLoop
@@ -74,30 +79,59 @@ class _Collect:
         return None
 
 
+class _Waits:
+    """Stands in for the supervisor's sleep: records each delay and stops after ``limit`` waits."""
+
+    def __init__(self, limit: int) -> None:
+        self.delays: list[float] = []
+        self.limit = limit
+
+    async def __call__(self, stop: asyncio.Event, seconds: float) -> None:
+        self.delays.append(seconds)
+        if len(self.delays) >= self.limit:
+            stop.set()
+        await asyncio.sleep(0)
+
+
+class _Low(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
 async def test_failing_source_is_reopened_with_backoff_and_counted() -> None:
     stats, stop = AppStats(), asyncio.Event()
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
     pipeline = _Pipeline(fusion, Dispatcher([]), stats)
     flaky = _Wristband("flaky", absent_opens=2, n=3)
-    task = asyncio.create_task(_supervise(flaky, pipeline, stats, stop, Backoff(initial_s=0.01, max_s=0.02)))
-    while stats.source("flaky").samples < 6:  # two good sessions of three readings, after two absent opens
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    waits = _Waits(limit=4)
+    backoff = Backoff(initial_s=1.0, max_s=30.0, rng=_Low())
+    await asyncio.wait_for(_supervise(flaky, pipeline, stats, stop, backoff, wait=waits), 5)
     flaky_stats = stats.source("flaky")
-    assert flaky.opens >= 4
-    assert flaky_stats.errors["absent"] == 2 and flaky_stats.errors["disconnected"] >= 2
-    assert flaky_stats.restarts >= 4 and not flaky_stats.connected
+    # absent, absent (backoff grows), then two sessions that each open (reset) and drop their link
+    assert waits.delays == [0.75, 1.5, 0.75, 0.75]
+    assert flaky.opens == 4 and flaky_stats.samples == 6
+    assert (flaky_stats.errors["absent"], flaky_stats.errors["disconnected"]) == (2, 2)
+    assert flaky_stats.restarts == 4 and not flaky_stats.connected
 
 
-async def test_backoff_grows_to_its_cap_and_resets() -> None:
-    import random
+async def test_a_source_that_ends_is_not_reopened() -> None:
+    class _Finite(_Wristband):
+        def _offer_failure(self) -> None:
+            self._stop.set()
 
-    backoff = Backoff(initial_s=1.0, max_s=8.0, rng=random.Random(0))
-    delays = [backoff.next_delay() for _ in range(6)]
-    assert all(0.75 * lo <= d <= 1.25 * lo for d, lo in zip(delays, [1, 2, 4, 8, 8, 8], strict=True))
-    backoff.reset()
-    assert backoff.next_delay() <= 1.25
+        async def samples(self):  # type: ignore[no-untyped-def, override]  # ends after its readings
+            async for sample in super().samples():
+                yield sample
+                if sample.seq == self._n - 1:
+                    return
+
+    stats, stop = AppStats(), asyncio.Event()
+    fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
+    finite = _Finite("file", absent_opens=1, n=3)
+    waits = _Waits(limit=10)
+    await asyncio.wait_for(_supervise(finite, _Pipeline(fusion, Dispatcher([]), stats), stats, stop, wait=waits), 5)
+    assert len(waits.delays) == 1 and stats.source("file").restarts == 1 and stats.source("file").samples == 3
+    assert not stop.is_set()
 
 
 def test_rate_limited_log_says_once_per_kind_per_interval(caplog: pytest.LogCaptureFixture) -> None:

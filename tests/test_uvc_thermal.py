@@ -18,7 +18,6 @@ import pytest
 
 from drivers.uvc_thermal import UvcModel, UvcThermalSource, decode_p2pro, decode_y16, to_celsius
 from fusion.errors import SourceUnavailableError, UnavailableReason
-from tests.lifecycle import cancel_mid_iteration
 
 
 def y16_frame(celsius: npt.NDArray[np.float64], telemetry_rows: int = 0) -> npt.NDArray[np.uint16]:
@@ -137,23 +136,6 @@ async def test_device_that_will_not_open_is_busy_and_retry_works(tmp_path: Path)
         async with asyncio.timeout(5):
             frame = await anext(source.samples())
     assert float(frame.celsius[0, 0]) == pytest.approx(30.0, abs=0.01)
-
-
-async def test_exit_without_enter_and_reentry(tmp_path: Path) -> None:
-    source = _source(tmp_path, StandInCamera([], 256, 384))
-    await source.__aexit__(None, None, None)
-    async with source:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await source.__aenter__()
-    await source.__aexit__(None, None, None)
-
-
-async def test_cancellation_mid_iteration(tmp_path: Path) -> None:
-    camera = StandInCamera([p2pro_frame(np.full((192, 256), 30.0))] * 200, 256, 384)
-    source = _source(tmp_path, camera)
-    await cancel_mid_iteration(source)
-    assert camera.released.is_set()
-    assert not any(t.name == "thermal-uvc" for t in threading.enumerate())
 
 
 async def test_real_v4l2_open_of_a_file_that_is_no_camera(tmp_path: Path) -> None:

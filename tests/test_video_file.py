@@ -80,31 +80,3 @@ async def test_not_a_video_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not a video"):
         async with VideoFileSource("cam", path=path):
             pass
-
-
-async def test_exit_without_enter_and_twice_and_no_reentry(tmp_path: Path) -> None:
-    src = VideoFileSource("cam", path=_write_video(tmp_path / "v.avi", 3))
-    await src.__aexit__(None, None, None)
-    async with src:
-        with pytest.raises(RuntimeError, match="not reentrant"):
-            await src.__aenter__()
-    await src.__aexit__(None, None, None)
-
-
-async def test_cancellation_mid_iteration_closes_cleanly(tmp_path: Path) -> None:
-    src = VideoFileSource("cam", path=_write_video(tmp_path / "v.avi", 200), realtime=True)
-
-    async def consume() -> None:
-        async with src:
-            async for _ in src.samples():
-                pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    async with src:  # reusable after a cancelled run
-        async for f in src.samples():
-            assert f.seq == 0
-            break

@@ -17,7 +17,6 @@ import contextlib
 import errno
 import json
 import logging
-import random
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ import aiomqtt
 from edge.config import MqttConfig
 from edge.publish.homeassistant import Discovery
 from edge.publish.outbox import Outbox
+from edge.retry import Backoff
 from fusion.errors import ConfigError, PublishError
 from fusion.samples import Sample
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
@@ -204,8 +204,7 @@ class MqttSink:
         )
 
     async def _run(self) -> None:
-        delay_s = self._cfg.reconnect_min_s
-        rng = random.Random()
+        backoff = Backoff(self._cfg.reconnect_min_s, self._cfg.reconnect_max_s)  # the sources' policy too
         where = f"{self._host}:{self._port}"
         while not self._closing.is_set():
             connected = False
@@ -216,7 +215,7 @@ class MqttSink:
                         connected = True
                         self.stats.connects += 1
                         self.stats.connected = True
-                        delay_s = self._cfg.reconnect_min_s
+                        backoff.reset()
                         _log.info("mqtt: connected to %s as %s", where, self.client_id)
                         await self._session(_Connection(client))
                 except aiomqtt.MqttError as exc:  # connect/disconnect themselves (the adapter covers the rest)
@@ -233,8 +232,7 @@ class MqttSink:
                     self.stats.disconnects += 1
             if not connected:
                 self.stats.connect_failures += 1
-            wait_s = delay_s * rng.uniform(0.75, 1.25)
-            delay_s = min(delay_s * 2.0, self._cfg.reconnect_max_s)
+            wait_s = backoff.next_delay()
             _log.warning(
                 "mqtt: %s %s: %s; %d records in the outbox; retrying in %.1f s",
                 "lost" if connected else "cannot reach", where, reason, self.outbox.depth, wait_s,
