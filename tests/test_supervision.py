@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from drivers.base import QueueSource
-from edge.app import Backoff, _Pipeline, _supervise
+from edge.app import Backoff, _supervise
+from edge.fusion_worker import FusionWorker
 from edge.publish.dispatch import Dispatcher
 from edge.ratelimit import RateLimitedLog
 from edge.stats import AppStats
@@ -77,13 +78,13 @@ class _Collect:
 async def test_failing_source_is_reopened_with_backoff_and_counted() -> None:
     stats, stop = AppStats(), asyncio.Event()
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
-    pipeline = _Pipeline(fusion, Dispatcher([]), stats)
     flaky = _Wristband("flaky", absent_opens=2, n=3)
-    task = asyncio.create_task(_supervise(flaky, pipeline, stats, stop, Backoff(initial_s=0.01, max_s=0.02)))
-    while stats.source("flaky").samples < 6:  # two good sessions of three readings, after two absent opens
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with FusionWorker(fusion, Dispatcher([]), stats) as pipeline:
+        task = asyncio.create_task(_supervise(flaky, pipeline, stats, stop, Backoff(initial_s=0.01, max_s=0.02)))
+        while stats.source("flaky").samples < 6:  # two good sessions of three readings, after two absent opens
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
     flaky_stats = stats.source("flaky")
     assert flaky.opens >= 4
     assert flaky_stats.errors["absent"] == 2 and flaky_stats.errors["disconnected"] >= 2
@@ -125,11 +126,10 @@ async def test_a_crashing_fusion_step_is_counted_not_fatal() -> None:
     stats = AppStats()
     collect = _Collect()
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_Broken())
-    pipeline = _Pipeline(fusion, Dispatcher([collect]), stats)
-    for t_ms in range(0, 2600, 250):
-        pipeline.handle("e4", SkinTemperature(t_mono=t_ms * MS, t_wall=0.0, source="e4", seq=t_ms, celsius=33.0))
-    pipeline.close()
-    await pipeline.dispatch_records()
+    async with FusionWorker(fusion, Dispatcher([collect]), stats) as pipeline:
+        for t_ms in range(0, 2600, 250):
+            sample = SkinTemperature(t_mono=t_ms * MS, t_wall=0.0, source="e4", seq=t_ms, celsius=33.0)
+            await pipeline.submit("e4", sample)
     assert stats.errors["fusion_SkinTemperature"] == 11
     assert [r.seq for r in collect.records] == [0, 1]
     assert np.isfinite(stats.fusion_latency_s)
