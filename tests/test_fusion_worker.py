@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
+from edge.app import _is_live
+from edge.config import ReplayConfig, SyntheticSourceConfig, WebcamConfig
 from edge.fusion_worker import FusionWorker
 from edge.publish.dispatch import Dispatcher
 from edge.stats import AppStats
@@ -182,3 +185,10 @@ async def test_a_sample_that_breaks_fusion_is_counted_and_keeps_the_records_owed
     assert stats.errors["fusion_SkinTemperature"] == 1
     assert [r.seq for r in collect.records] == [0, 1]  # the breaking sample still cut record 0
     assert [t for t, _ in collect.observed] == [0, 500, 1500, 2000]
+
+
+def test_only_devices_and_clock_paced_sources_are_live(tmp_path: Path) -> None:
+    assert _is_live(WebcamConfig(kind="webcam"))
+    assert _is_live(SyntheticSourceConfig(kind="synthetic"))
+    assert not _is_live(SyntheticSourceConfig(kind="synthetic", realtime=False))  # demo --fast: every sample
+    assert not _is_live(ReplayConfig(kind="replay", path=tmp_path))  # a replay at any speed stays bit-for-bit
