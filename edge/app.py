@@ -12,72 +12,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from drivers.base import Source
 from edge.build import build_backoff, build_fusion, build_source
-from edge.config import VitalEdgeConfig
+from edge.config import (
+    BleThermometerConfig,
+    E4BleConfig,
+    E4CsvConfig,
+    E4ServerConfig,
+    FlirJpegConfig,
+    FlirOneConfig,
+    ReplayConfig,
+    SourceConfig,
+    SyntheticSourceConfig,
+    UvcThermalConfig,
+    VideoFileSourceConfig,
+    VitalEdgeConfig,
+    WebcamConfig,
+)
+from edge.fusion_worker import FusionWorker
+from edge.looplag import watching_loop_lag
 from edge.publish.dispatch import Dispatcher, Sink
-from edge.ratelimit import RateLimitedLog
 from edge.retry import Backoff
 from edge.stats import AppStats
 from fusion.errors import DecodeError, SourceUnavailableError
-from fusion.loop import FusionLoop
-from fusion.samples import Sample
-from fusion.vitals import VitalsRecord
 
 __all__ = ["run_app"]
 
 _log = logging.getLogger(__name__)
 
 
-class _Pipeline:
-    """Pushes samples through fusion and hands records to the dispatcher task; counts failures."""
-
-    def __init__(self, fusion: FusionLoop, dispatcher: Dispatcher, stats: AppStats) -> None:
-        self._fusion = fusion
-        self._dispatcher = dispatcher
-        self._stats = stats
-        self._records: asyncio.Queue[VitalsRecord | None] = asyncio.Queue()
-        self._faults = RateLimitedLog(_log)
-
-    def handle(self, source: str, sample: Sample) -> None:
-        started = time.perf_counter()
-        source_stats = self._stats.source(source)
-        source_stats.samples += 1
-        source_stats.samples_by_kind[type(sample).__name__] += 1
-        source_stats.last_t_mono = sample.t_mono
-        rejected_before = sum(self._fusion.rejected.values())
-        # Records due before this sample are cut first, so a sample that breaks a pipeline cannot
-        # take records already owed with it.
-        records = self._fusion.advance(sample.t_mono, sample.t_wall)
-        for record in records:
-            self._stats.records += 1
-            self._stats.last_record_monotonic_s = time.monotonic()
-            self._records.put_nowait(record)
-        try:
-            self._fusion.feed(sample)
-        except Exception as exc:  # a bug or a sample no check caught: count it, keep running
-            kind = f"fusion_{type(sample).__name__}"
-            self._stats.errors[kind] += 1
-            self._faults.warn(kind, f"{source}: sample {sample.seq} not fused: {exc!r}", exc_info=True)
-            return
-        if sum(self._fusion.rejected.values()) > rejected_before:
-            self._stats.errors["rejected_sample"] += 1
-            rejected = dict(self._fusion.rejected)
-            self._faults.warn("rejected_sample", f"{source}: sample {sample.seq} rejected: {rejected}")
-        self._dispatcher.observe(sample, self._fusion.heart_rate, self._fusion.thermal)
-        self._stats.fusion_latency_s = time.perf_counter() - started
-
-    async def dispatch_records(self) -> None:
-        """Send records to the sinks in order until ``close()``."""
-        while (record := await self._records.get()) is not None:
-            await self._dispatcher.send(record)
-
-    def close(self) -> None:
-        self._records.put_nowait(None)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -87,7 +53,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def _supervise(
     source: Source[Any],
-    pipeline: _Pipeline,
+    pipeline: FusionWorker,
     stats: AppStats,
     stop: asyncio.Event,
     backoff: Backoff | None = None,
@@ -108,7 +74,7 @@ async def _supervise(
                 backoff.reset()
                 _log.info("%s: open", source.name)
                 async for sample in source.samples():
-                    pipeline.handle(source.name, sample)
+                    await pipeline.submit(source.name, sample)
                     source_stats.dropped = source.dropped
             _log.info("%s: ended", source.name)
             return
@@ -135,6 +101,26 @@ async def _cancel_on_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) 
     await stop.wait()
     for task in tasks:
         task.cancel()
+
+
+def _is_live(cfg: SourceConfig) -> bool:
+    """Whether a source cannot wait for fusion: a device, or a file or rig paced by the clock.
+
+    Live samples are dropped (oldest first, counted) when fusion falls behind; the others (a replay,
+    a file read as fast as it is taken) wait, so a finite run fuses every sample it has.
+    """
+    match cfg:
+        case SyntheticSourceConfig() | VideoFileSourceConfig():
+            return cfg.realtime
+        case ReplayConfig() | E4CsvConfig() | FlirJpegConfig():
+            return False  # recordings: back-pressure keeps every sample, as a replay must be bit-for-bit
+        case (
+            FlirOneConfig() | UvcThermalConfig() | E4BleConfig() | BleThermometerConfig() | E4ServerConfig()
+            | WebcamConfig()
+        ):
+            return True
+        case _:
+            assert_never(cfg)
 
 
 async def run_app(
@@ -172,23 +158,20 @@ async def run_app(
         fusion = build_fusion(cfg, first_seq=first_seq)
         for sink in sinks:
             await stack.enter_async_context(sink)
-        pipeline = _Pipeline(fusion, Dispatcher(sinks), stats)
-        dispatch_task = asyncio.create_task(pipeline.dispatch_records(), name="dispatch")
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(
-                        _supervise(source, pipeline, stats, stop, backoff), name=f"source:{source.name}"
-                    )
-                    for source, backoff in sources
-                ]
-                stopper = group.create_task(_cancel_on_stop(stop, tasks), name="stopper")
-                if tasks:
-                    await asyncio.wait(tasks)
-                else:
-                    await stop.wait()
-                stopper.cancel()
-        finally:
-            pipeline.close()
-            await dispatch_task
+        pipeline = FusionWorker(
+            fusion, Dispatcher(sinks), stats, live_sources=[c.name for c in cfg.sources if _is_live(c)]
+        )
+        await stack.enter_async_context(watching_loop_lag(stats.event_loop_lag))
+        # Leaving the worker's block fuses what was accepted and sends every record before the sinks close.
+        async with pipeline, asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(_supervise(source, pipeline, stats, stop, backoff), name=f"source:{source.name}")
+                for source, backoff in sources
+            ]
+            stopper = group.create_task(_cancel_on_stop(stop, tasks), name="stopper")
+            if tasks:
+                await asyncio.wait(tasks)
+            else:
+                await stop.wait()
+            stopper.cancel()
     return stats

@@ -112,3 +112,16 @@ async def test_served_over_http_even_with_the_overlay_page_off() -> None:
         assert values[key("vitaledge_source_connected", source="rig")] == 1
         async with http.get(f"{server.url}") as resp:
             assert resp.status == 404, "the page is off"
+
+
+def test_fusion_queue_drops_latency_and_event_loop_lag_quantiles() -> None:
+    stats = app_stats()
+    stats.source("rig").fusion_dropped = 5
+    for ms in range(1, 101):  # 1..100 ms: the median is 50 ms, the 99th percentile 99 ms
+        stats.fusion_latency.add(ms / 1000)
+        stats.event_loop_lag.add(ms / 10_000)
+    values = parse(Metrics(stats).render())
+    assert values[key("vitaledge_fusion_dropped_total", source="rig")] == 5
+    assert values[key("vitaledge_fusion_latency_quantile_seconds", quantile="0.5")] == pytest.approx(0.050)
+    assert values[key("vitaledge_fusion_latency_quantile_seconds", quantile="0.99")] == pytest.approx(0.099)
+    assert values[key("vitaledge_event_loop_lag_seconds", quantile="0.99")] == pytest.approx(0.0099)

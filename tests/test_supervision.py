@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from drivers.base import QueueSource
-from edge.app import _Pipeline, _supervise
+from edge.app import _supervise
+from edge.fusion_worker import FusionWorker
 from edge.publish.dispatch import Dispatcher
 from edge.ratelimit import RateLimitedLog
 from edge.retry import Backoff
@@ -101,11 +102,11 @@ class _Low(random.Random):
 async def test_failing_source_is_reopened_with_backoff_and_counted() -> None:
     stats, stop = AppStats(), asyncio.Event()
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
-    pipeline = _Pipeline(fusion, Dispatcher([]), stats)
     flaky = _Wristband("flaky", absent_opens=2, n=3)
     waits = _Waits(limit=4)
     backoff = Backoff(initial_s=1.0, max_s=30.0, rng=_Low())
-    await asyncio.wait_for(_supervise(flaky, pipeline, stats, stop, backoff, wait=waits), 5)
+    async with FusionWorker(fusion, Dispatcher([]), stats) as pipeline:
+        await asyncio.wait_for(_supervise(flaky, pipeline, stats, stop, backoff, wait=waits), 5)
     flaky_stats = stats.source("flaky")
     # absent, absent (backoff grows), then two sessions that each open (reset) and drop their link
     assert waits.delays == [0.75, 1.5, 0.75, 0.75]
@@ -129,7 +130,8 @@ async def test_a_source_that_ends_is_not_reopened() -> None:
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_RecordingThermal())
     finite = _Finite("file", absent_opens=1, n=3)
     waits = _Waits(limit=10)
-    await asyncio.wait_for(_supervise(finite, _Pipeline(fusion, Dispatcher([]), stats), stats, stop, wait=waits), 5)
+    async with FusionWorker(fusion, Dispatcher([]), stats) as pipeline:
+        await asyncio.wait_for(_supervise(finite, pipeline, stats, stop, wait=waits), 5)
     assert len(waits.delays) == 1 and stats.source("file").restarts == 1 and stats.source("file").samples == 3
     assert not stop.is_set()
 
@@ -159,11 +161,10 @@ async def test_a_crashing_fusion_step_is_counted_not_fatal() -> None:
     stats = AppStats()
     collect = _Collect()
     fusion = FusionLoop(device_id="d", heart_rate=_RecordingHeartRate(), thermal=_Broken())
-    pipeline = _Pipeline(fusion, Dispatcher([collect]), stats)
-    for t_ms in range(0, 2600, 250):
-        pipeline.handle("e4", SkinTemperature(t_mono=t_ms * MS, t_wall=0.0, source="e4", seq=t_ms, celsius=33.0))
-    pipeline.close()
-    await pipeline.dispatch_records()
+    async with FusionWorker(fusion, Dispatcher([collect]), stats) as pipeline:
+        for t_ms in range(0, 2600, 250):
+            sample = SkinTemperature(t_mono=t_ms * MS, t_wall=0.0, source="e4", seq=t_ms, celsius=33.0)
+            await pipeline.submit("e4", sample)
     assert stats.errors["fusion_SkinTemperature"] == 11
     assert [r.seq for r in collect.records] == [0, 1]
     assert np.isfinite(stats.fusion_latency_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import signal
 import sys
 import tempfile
@@ -78,8 +79,16 @@ async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
     summary["device_id"] = cfg.device_id
     summary["mqtt"] = cfg.mqtt.url or "embedded"
     summary["errors"] = sum(stats.errors.values())
-    summary["dropped"] = sum(s.dropped for s in stats.sources.values())
+    summary["dropped"] = sum(s.dropped + s.fusion_dropped for s in stats.sources.values())
+    for name, window in (("event_loop_lag", stats.event_loop_lag), ("fusion_latency", stats.fusion_latency)):
+        summary[f"{name}_p50_ms"] = _ms(window.quantile(0.5))
+        summary[f"{name}_p99_ms"] = _ms(window.quantile(0.99))
     return summary
+
+
+def _ms(seconds: float) -> float | None:
+    """Milliseconds, or None when nothing was measured (JSON has no NaN)."""
+    return None if math.isnan(seconds) else seconds * 1000.0
 
 
 def _print_summary(summary: dict[str, object]) -> None:
@@ -93,5 +102,7 @@ def _print_summary(summary: dict[str, object]) -> None:
         f"  heart rate MAE vs truth    {f('hr_mae_bpm', 'bpm')} over {summary['hr_records']} records\n"
         f"  face temperature MAE raw   {f('temp_mae_raw_c', '°C')} over {summary['temp_records']} records\n"
         f"  face temperature corrected {f('temp_mae_corrected_c', '°C')}\n"
-        f"  dropped samples {summary['dropped']}, errors {summary['errors']}"
+        f"  dropped samples {summary['dropped']}, errors {summary['errors']}\n"
+        f"  event-loop lag p50 / p99   {f('event_loop_lag_p50_ms', 'ms')} / {f('event_loop_lag_p99_ms', 'ms')}\n"
+        f"  fusion latency p50 / p99   {f('fusion_latency_p50_ms', 'ms')} / {f('fusion_latency_p99_ms', 'ms')}"
     )

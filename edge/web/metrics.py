@@ -1,52 +1,39 @@
-"""Prometheus text exposition (format 0.0.4) of the app's counters, served at ``/metrics``.
+"""The app's counters as Prometheus metrics (prometheus_client), served at ``/metrics``.
 
-Reads what the app already keeps (AppStats), the MQTT publisher's counters and the outbox; it never
-keeps a copy of its own except the previous sample counts, to turn them into frames per second.
+A custom collector reads what the app already keeps (AppStats), the MQTT publisher's counters and the
+outbox at scrape time; it never keeps a copy of its own except the previous sample counts, to turn them
+into frames per second. Counters follow the library's convention: the family is named without
+``_total`` and its sample carries it (``vitaledge_records_total``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from edge.publish.mqtt import MqttSink
-from edge.stats import AppStats
+from edge.stats import AppStats, RollingQuantiles
 
-__all__ = ["Metrics"]
+__all__ = ["CONTENT_TYPE", "Metrics"]
 
+# generate_latest writes the 0.0.4 text format (prometheus_client's CONTENT_TYPE_LATEST may name a newer one).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_QUANTILES = (0.5, 0.99)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _quantiles(name: str, help_text: str, window: RollingQuantiles) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=["quantile"])
+    for q in _QUANTILES:
+        family.add_metric([str(q)], window.quantile(q))
+    return family
 
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-@dataclass(slots=True)
-class _Family:
-    name: str
-    kind: str  # counter | gauge
-    help: str
-    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: float, **labels: str) -> None:
-        self.samples.append((labels, value))
-
-    def lines(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} {self.kind}"
-        for labels, value in self.samples:
-            yield f"{self.name}{_labels(labels)} {value:.6g}"
-
-
-class Metrics:
-    """Renders the metrics page.
+class Metrics(Collector):
+    """Collects the app's metrics and renders the page.
 
     Args:
         stats: the app's counters.
@@ -69,6 +56,8 @@ class Metrics:
         self._clock = clock
         self._started_s = clock()
         self._previous: dict[tuple[str, str], tuple[float, int]] = {}  # (source, kind) -> (time, samples)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def _fps(self, source: str, kind: str, samples: int, now: float) -> float:
         """Rate since the previous scrape (or since start on the first one)."""
@@ -78,58 +67,87 @@ class Metrics:
 
     def render(self) -> str:
         """The whole page, one family per metric."""
+        return generate_latest(self.registry).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family, read from the counters now."""
         now = self._clock()
         st = self._stats
-        fps = _Family("vitaledge_source_fps", "gauge", "samples per second since the previous scrape")
-        samples = _Family("vitaledge_source_samples_total", "counter", "samples received")
-        dropped = _Family("vitaledge_source_dropped_total", "counter", "samples dropped because fusion was slow")
-        restarts = _Family("vitaledge_source_restarts_total", "counter", "times the supervisor reopened a source")
-        connected = _Family("vitaledge_source_connected", "gauge", "1 while the source is open")
-        errors = _Family("vitaledge_errors_total", "counter", "faults counted and skipped, by source and kind")
+        fps = GaugeMetricFamily(
+            "vitaledge_source_fps", "samples per second since the previous scrape", labels=["source", "kind"]
+        )
+        samples = CounterMetricFamily("vitaledge_source_samples", "samples received", labels=["source", "kind"])
+        dropped = CounterMetricFamily(
+            "vitaledge_source_dropped", "samples the source dropped because the app was slow", labels=["source"]
+        )
+        fusion_dropped = CounterMetricFamily(
+            "vitaledge_fusion_dropped", "live samples the fusion queue dropped, oldest first", labels=["source"]
+        )
+        restarts = CounterMetricFamily(
+            "vitaledge_source_restarts", "times the supervisor reopened a source", labels=["source"]
+        )
+        connected = GaugeMetricFamily("vitaledge_source_connected", "1 while the source is open", labels=["source"])
+        errors = CounterMetricFamily(
+            "vitaledge_errors", "faults counted and skipped, by source and kind", labels=["source", "kind"]
+        )
         for name, src in sorted(st.sources.items()):
             for kind, count in sorted(src.samples_by_kind.items()):
-                fps.add(self._fps(name, kind, count, now), source=name, kind=kind)
-                samples.add(count, source=name, kind=kind)
-            dropped.add(src.dropped, source=name)
-            restarts.add(src.restarts, source=name)
-            connected.add(1.0 if src.connected else 0.0, source=name)
+                fps.add_metric([name, kind], self._fps(name, kind, count, now))
+                samples.add_metric([name, kind], count)
+            dropped.add_metric([name], src.dropped)
+            fusion_dropped.add_metric([name], src.fusion_dropped)
+            restarts.add_metric([name], src.restarts)
+            connected.add_metric([name], 1.0 if src.connected else 0.0)
             for kind, count in sorted(src.errors.items()):
-                errors.add(count, source=name, kind=kind)
+                errors.add_metric([name, kind], count)
         for kind, count in sorted(st.errors.items()):
-            errors.add(count, source="app", kind=kind)
-        records = _Family("vitaledge_records_total", "counter", "VitalsRecords produced by fusion")
-        records.add(st.records)
-        latency = _Family("vitaledge_fusion_latency_seconds", "gauge", "processing time of the latest sample")
-        latency.add(st.fusion_latency_s)
-        age = _Family("vitaledge_last_record_age_seconds", "gauge", "time since the latest record (-1: none)")
-        age.add(time.monotonic() - st.last_record_monotonic_s if st.last_record_monotonic_s is not None else -1.0)
-        uptime = _Family("vitaledge_uptime_seconds", "gauge", "time since the metrics started")
-        uptime.add(now - self._started_s)
-        families = [fps, samples, dropped, restarts, connected, errors, records, latency, age, uptime]
+            errors.add_metric(["app", kind], count)
+        yield from (fps, samples, dropped, fusion_dropped, restarts, connected, errors)
+        yield CounterMetricFamily("vitaledge_records", "VitalsRecords produced by fusion", value=st.records)
+        yield GaugeMetricFamily(
+            "vitaledge_fusion_latency_seconds", "fusion time of the latest sample", value=st.fusion_latency_s
+        )
+        yield _quantiles(
+            "vitaledge_fusion_latency_quantile_seconds", "fusion time per sample, recent window", st.fusion_latency
+        )
+        yield GaugeMetricFamily(
+            "vitaledge_fusion_queue_depth", "samples waiting for the fusion worker", value=st.fusion_queue_depth
+        )
+        yield CounterMetricFamily(
+            "vitaledge_record_queue_waits", "times fusion waited for room in the record queue", value=st.record_waits
+        )
+        yield _quantiles(
+            "vitaledge_event_loop_lag_seconds", "how late the event loop woke a timer, recent window", st.event_loop_lag
+        )
+        age = time.monotonic() - st.last_record_monotonic_s if st.last_record_monotonic_s is not None else -1.0
+        yield GaugeMetricFamily(
+            "vitaledge_last_record_age_seconds", "time since the latest record (-1: none)", value=age
+        )
+        uptime_s = now - self._started_s
+        yield GaugeMetricFamily("vitaledge_uptime_seconds", "time since the metrics started", value=uptime_s)
         if self._mqtt is not None:
-            families += self._mqtt_families()
+            yield from self._mqtt_families(self._mqtt)
         if self._viewers is not None:
-            viewers = _Family("vitaledge_overlay_viewers", "gauge", "overlay streams being watched")
-            viewers.add(self._viewers())
-            families.append(viewers)
-        return "\n".join(line for family in families for line in family.lines()) + "\n"
+            yield GaugeMetricFamily("vitaledge_overlay_viewers", "overlay streams being watched", value=self._viewers())
 
-    def _mqtt_families(self) -> list[_Family]:
-        assert self._mqtt is not None
-        pub, outbox = self._mqtt.stats, self._mqtt.outbox
-        depth = _Family("vitaledge_outbox_depth", "gauge", "records waiting for a PUBACK")
-        depth.add(outbox.depth)
-        size = _Family("vitaledge_outbox_bytes", "gauge", "payload bytes waiting")
-        size.add(outbox.size_bytes)
-        evicted = _Family("vitaledge_outbox_evicted_total", "counter", "records dropped by the outbox bounds")
-        evicted.add(outbox.evicted)
-        published = _Family("vitaledge_mqtt_published_total", "counter", "records acknowledged by the broker")
-        published.add(pub.published, topic="vitals")
-        published.add(pub.replayed, topic="history")
-        up = _Family("vitaledge_mqtt_connected", "gauge", "1 while connected to the broker")
-        up.add(1.0 if pub.connected else 0.0)
-        reconnects = _Family("vitaledge_mqtt_reconnects_total", "counter", "connections after the first")
-        reconnects.add(max(0, pub.connects - 1))
-        failures = _Family("vitaledge_mqtt_connect_failures_total", "counter", "failed connection attempts")
-        failures.add(pub.connect_failures)
-        return [depth, size, evicted, published, up, reconnects, failures]
+    @staticmethod
+    def _mqtt_families(mqtt: MqttSink) -> Iterator[Metric]:
+        pub, outbox = mqtt.stats, mqtt.outbox
+        yield GaugeMetricFamily("vitaledge_outbox_depth", "records waiting for a PUBACK", value=outbox.depth)
+        yield GaugeMetricFamily("vitaledge_outbox_bytes", "payload bytes waiting", value=outbox.size_bytes)
+        yield CounterMetricFamily(
+            "vitaledge_outbox_evicted", "records dropped by the outbox bounds", value=outbox.evicted
+        )
+        published = CounterMetricFamily(
+            "vitaledge_mqtt_published", "records acknowledged by the broker", labels=["topic"]
+        )
+        published.add_metric(["vitals"], pub.published)
+        published.add_metric(["history"], pub.replayed)
+        yield published
+        yield GaugeMetricFamily("vitaledge_mqtt_connected", "1 while connected to the broker", value=pub.connected)
+        yield CounterMetricFamily(
+            "vitaledge_mqtt_reconnects", "connections after the first", value=max(0, pub.connects - 1)
+        )
+        yield CounterMetricFamily(
+            "vitaledge_mqtt_connect_failures", "failed connection attempts", value=pub.connect_failures
+        )

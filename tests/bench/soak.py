@@ -110,7 +110,8 @@ async def soak(minutes: float, viewer: bool) -> dict[str, Any]:
                 if viewer:
                     helpers.append(asyncio.create_task(watch(f"http://127.0.0.1:{port}/", watched)))
             print(f"{elapsed:7.0f} s  rss {timeline[-1][1]:7.1f} MiB  records {stats.records:6d}  "
-                  f"dropped {sum(s.dropped for s in stats.sources.values())}", file=sys.stderr, flush=True)
+                  f"dropped {sum(s.dropped + s.fusion_dropped for s in stats.sources.values())}",
+                  file=sys.stderr, flush=True)
         rss_end = rss_mib()
         stop.set()
         await app
@@ -138,7 +139,7 @@ async def soak(minutes: float, viewer: bool) -> dict[str, Any]:
         "rss_end_mib": round(rss_end, 1),
         "rss_growth_pct": round(100 * (rss_end - start_rss) / start_rss, 2),
         "rss_warmup_s": warmup_s,
-        "dropped": {name: s.dropped for name, s in stats.sources.items()},
+        "dropped": {name: s.dropped + s.fusion_dropped for name, s in stats.sources.items()},
         "samples": {name: dict(s.samples_by_kind) for name, s in stats.sources.items()},
         "restarts": {name: s.restarts for name, s in stats.sources.items()},
         "errors": dict(stats.errors) | {f"{n}:{k}": v for n, s in stats.sources.items() for k, v in s.errors.items()},
