@@ -8,10 +8,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from fusion.errors import ConfigError
 from fusion.samples import PlanckConstants
@@ -41,8 +51,10 @@ __all__ = [
     "VideoFileSourceConfig",
     "VitalEdgeConfig",
     "WebcamConfig",
+    "check_files",
     "config_path",
     "load_config",
+    "no_file_hint",
 ]
 
 
@@ -280,6 +292,27 @@ class MqttConfig(Strict):
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay (then doubles)")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
 
+    @field_validator("url")
+    @classmethod
+    def _whole_url(cls, url: str | None) -> str | None:
+        # Parsed here in full, so that --check-config catches what the MQTT client would trip over later.
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"url must start with mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"url has no host: {url!r} (expected mqtt://host[:port])")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"url port must be a number from 1 to 65535: {url!r}") from None
+        if port == 0:
+            raise ValueError(f"url port must be a number from 1 to 65535: {url!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"url takes no path or query, only mqtt://host[:port]: {url!r}")
+        return url
+
     @model_validator(mode="after")
     def _credentials(self) -> Self:
         if self.password is not None and self.password_file is not None:
@@ -287,8 +320,6 @@ class MqttConfig(Strict):
         has_secret = self.password is not None or self.password_file is not None
         if (self.username is None) != (not has_secret):
             raise ValueError("username and password (or password_file) must be given together")
-        if self.url is not None and not self.url.startswith(("mqtt://", "mqtts://")):
-            raise ValueError("url must start with mqtt:// or mqtts://")
         return self
 
 
@@ -377,13 +408,41 @@ class VitalEdgeConfig(BaseSettings):
         return self
 
 
+_ENV_PREFIX = "VITALEDGE_"
+
+
+def _env_blame(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable a failing key came from, if one set it (they override the file)."""
+    names = {name.upper(): name for name in os.environ if name.upper().startswith(_ENV_PREFIX)}
+    keys = [str(part) for part in loc]
+    for depth in range(len(keys), 0, -1):  # the deepest variable that covers the key: MQTT__QOS before MQTT
+        wanted = _ENV_PREFIX + "__".join(keys[:depth]).upper()
+        if wanted in names:
+            return names[wanted]
+    if keys:  # a rule over a whole section (mqtt: "username and password together") set from below
+        below = sorted(n for u, n in names.items() if u.startswith(_ENV_PREFIX + "__".join(keys).upper() + "__"))
+        if below:
+            return ", ".join(below)
+    return None
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):  # pydantic's wording for our own ValueErrors
+        message = message.removeprefix(prefix)
+    return message
+
+
 def _format_error(where: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     path = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    kind = first["type"]
-    reason = "unknown key" if kind == "extra_forbidden" else first["msg"]
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {path}: {reason}{more}"
+    blamed = _env_blame(tuple(first["loc"]))
+    if blamed is not None:
+        where = f"environment variable {blamed}"
+    return f"{where}: {path}: {_reason(first)}{more}"
 
 
 DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
@@ -434,3 +493,53 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return VitalEdgeConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_format_error(where, exc)) from exc
+    except SettingsError as exc:  # an environment variable that is not JSON where a list or mapping is expected
+        raise ConfigError(_settings_error(exc)) from exc
+
+
+def _settings_error(exc: SettingsError) -> str:
+    # pydantic-settings says 'error parsing value for field "sources" from source "EnvSettingsSource"'.
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    name = next((n for n in os.environ if n.upper() == f"{_ENV_PREFIX}{field}".upper()), None)
+    if name is None:
+        return f"environment: {exc}"
+    return f"environment variable {name}: {field}: not valid JSON (a list or mapping is written as JSON here)"
+
+
+def _required_files(cfg: VitalEdgeConfig) -> list[tuple[str, Path]]:
+    """Each file the configuration names that must exist before start, with its key path."""
+    files: list[tuple[str, Path]] = []
+    for index, source in enumerate(cfg.sources):
+        if isinstance(source, FlirJpegConfig | E4CsvConfig | VideoFileSourceConfig | ReplayConfig):
+            files.append((f"sources.{index}.{source.kind}.path", source.path))
+    if cfg.heart_rate.method == "onnx" and cfg.heart_rate.model is not None:
+        files.append(("heart_rate.model", cfg.heart_rate.model))
+    if cfg.heart_rate.face_detector is not None:
+        files.append(("heart_rate.face_detector", cfg.heart_rate.face_detector))
+    if cfg.mqtt.password_file is not None:
+        files.append(("mqtt.password_file", cfg.mqtt.password_file))
+    if cfg.mqtt.tls_ca_file is not None:
+        files.append(("mqtt.tls_ca_file", cfg.mqtt.tls_ca_file))
+    return files
+
+
+def check_files(cfg: VitalEdgeConfig, where: str) -> None:
+    """Check that every file the configuration names exists, so that a typo fails at start, not as retries.
+
+    Args:
+        cfg: the validated configuration.
+        where: the configuration file (or "the environment"), named in the message.
+
+    Raises:
+        ConfigError: a named file does not exist; the message gives key path and file.
+    """
+    missing = [(key, path) for key, path in _required_files(cfg) if not path.exists()]
+    if missing:
+        key, path = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(f"{where}: {key}: no such file: {path}{more}")
+
+
+def no_file_hint() -> str:
+    """Where ``config_path`` looked, for the message when it found no file."""
+    return f"no configuration file found (no --config, $VITALEDGE_CONFIG unset, no {DEFAULT_CONFIG})"

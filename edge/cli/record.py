@@ -113,13 +113,14 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import config_path, load_config
+    from edge.config import check_files, config_path, load_config
     from fusion.errors import ConfigError
 
     path = config_path(args.config)
     cfg = load_config(path)
     if not cfg.sources:
         raise ConfigError(f"{path or 'configuration'}: sources: nothing to record")
+    check_files(cfg, str(path or "configuration"))
     if not args.seconds > 0:
         raise ConfigError("--seconds must be positive")
     summary = asyncio.run(record(cfg, args.out, args.seconds, png=args.png))

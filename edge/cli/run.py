@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import config_path, load_config
+    from edge.config import check_files, config_path, load_config, no_file_hint
     from fusion.errors import ConfigError
 
     path = config_path(args.config)
@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"overlay": cfg.overlay.model_copy(update={"window": True})})
     where = path or "the environment"
     if not cfg.sources:
+        if path is None:
+            raise ConfigError(f"{no_file_hint()}, and $VITALEDGE_SOURCES does not name any sources")
         raise ConfigError(f"{where}: sources: no sources configured (see the README for examples)")
+    check_files(cfg, str(where))
     if args.check_config:
         kinds = ", ".join(f"{s.name} ({s.kind})" for s in cfg.sources)
         print(f"{where}: OK — device {cfg.device_id}, sources: {kinds}")
