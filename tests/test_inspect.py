@@ -140,3 +140,28 @@ def test_inspect_recorded_session(shared_data: Path, tmp_path: Path, capsys: pyt
         "webcam": {"type": "visible", "samples": 3, "rate_hz": 2.0},
         "band": {"type": "skin", "samples": 4, "rate_hz": 4.0},
     }
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``vitaledge inspect … | head -1`` and ``eval … --json | head -c 50``: no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    csv = tmp_path / "TEMP.csv"
+    csv.write_text("1560279825.000000\n4.000000\n" + "33.5\n" * 20)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line: every write meets a broken pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "inspect", str(csv), "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b"", done.stderr.decode()

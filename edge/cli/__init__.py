@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,10 +48,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that has gone shows here, where it can still be handled
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except VitalEdgeError as exc:  # expected failures: one clear line, no traceback
         print(f"vitaledge {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
+
+
+def _reader_gone() -> int:
+    """``vitaledge inspect … | head -1``: the reader closed the pipe; stop quietly, as Unix tools do.
+
+    Returns:
+        141, the status a shell reports for a process ended by SIGPIPE.
+    """
+    # Python would flush stdout again at exit and print "Exception ignored … BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
