@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
         },
     )
     summary = asyncio.run(_demo(cfg, status=not args.json))
+    summary.update(_delivery(outbox_path, records=int(str(summary["records"]))))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -82,6 +83,34 @@ async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
     return summary
 
 
+def _delivery(outbox_path: Path, *, records: int) -> dict[str, object]:
+    """Records the broker acknowledged and records still queued, read from the demo's own outbox.
+
+    Every record is stored in the outbox before it is published and removed at its PUBACK, so what
+    is left there at the end was never acknowledged.
+    """
+    from edge.publish.outbox import Outbox
+
+    outbox = Outbox(outbox_path)
+    try:
+        queued = outbox.depth
+    finally:
+        outbox.close()
+    published = max(records - queued, 0)
+    return {"published": published, "queued": queued, "broker_unreachable": records > 0 and published == 0}
+
+
+def _delivery_lines(summary: dict[str, object]) -> str:
+    lines = (
+        f"  records made               {summary['records']}\n"
+        f"  published (acknowledged)   {summary['published']}\n"
+        f"  queued, not acknowledged   {summary['queued']}"
+    )
+    if summary["broker_unreachable"]:
+        lines += f"\n  the broker at {summary['mqtt']} was unreachable: nothing reached it"
+    return lines
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     def f(key: str, unit: str) -> str:
         value = summary[key]
@@ -89,7 +118,7 @@ def _print_summary(summary: dict[str, object]) -> None:
 
     print(
         f"\nvitaledge demo — device {summary['device_id']}, broker {summary['mqtt']}\n"
-        f"  records published          {summary['records']}\n"
+        f"{_delivery_lines(summary)}\n"
         f"  heart rate MAE vs truth    {f('hr_mae_bpm', 'bpm')} over {summary['hr_records']} records\n"
         f"  face temperature MAE raw   {f('temp_mae_raw_c', '°C')} over {summary['temp_records']} records\n"
         f"  face temperature corrected {f('temp_mae_corrected_c', '°C')}\n"
