@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,3 +44,38 @@ def test_demo_with_a_broker_counts_every_record_published(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["records"] >= 2
     assert (summary["published"], summary["queued"], summary["broker_unreachable"]) == (summary["records"], 0, False)
+
+
+@pytest.fixture
+def _restore_library_log_levels() -> Iterator[None]:
+    names = ("transitions", "amqtt", "aiohttp.access")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("_restore_library_log_levels")
+def test_library_chatter_is_quiet_unless_verbose(caplog: pytest.LogCaptureFixture) -> None:
+    def library_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name.split(".")[0] in ("transitions", "amqtt")]
+
+    caplog.set_level(logging.DEBUG)  # the root lets everything through: only the libraries' own levels decide
+    for name in ("transitions", "amqtt"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    assert main(["demo", "--fast", "--seconds", "2", "--json"]) == 0
+    assert [r for r in library_lines() if r.levelno < logging.WARNING] == []
+    caplog.clear()
+    assert main(["--verbose", "demo", "--fast", "--seconds", "2", "--json"]) == 0
+    assert any(r.levelno < logging.WARNING for r in library_lines())  # --verbose shows them
+
+
+def test_demo_header_names_the_overlay_it_serves(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.web.overlay")
+    assert main(["demo", "--fast", "--seconds", "2", "--overlay-port", "0", "--json"]) == 0
+    served = [r.args[0] for r in caplog.records if r.name == "edge.web.overlay" and r.msg == "overlay: %s"]
+    assert len(served) == 1 and isinstance(served[0], str) and not served[0].endswith(":0/")
+    header = capsys.readouterr().err.splitlines()[0]
+    assert header.startswith(f"vitaledge demo — overlay {served[0]} "), header

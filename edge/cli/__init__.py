@@ -29,6 +29,10 @@ _COMMAND_MODULES = (
     "edge.cli.flir_constants",
 )
 
+# Libraries whose INFO lines (the embedded broker's state machine: ~20 per start) bury the app's own,
+# such as the overlay URL; --verbose shows them.
+_NOISY_LOGGERS = ("transitions", "amqtt", "aiohttp.access")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitaledge", description="Contact-free vital signs at the edge.")
@@ -47,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if args.verbose else logging.WARNING)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a reader that has gone shows here, where it can still be handled

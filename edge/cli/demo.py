@@ -24,12 +24,18 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seed", type=int, default=1, help="rig seed (default 1)")
     parser.add_argument("--fast", action="store_true", help="run the rig as fast as possible, not real time")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument(
+        "--overlay-port", type=int, default=8088, metavar="PORT", help="overlay port (default 8088; 0: a free one)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         print("vitaledge demo: error: --seconds must be positive", file=sys.stderr)
+        return 2
+    if not 0 <= args.overlay_port <= 65535:
+        print("vitaledge demo: error: --overlay-port must be 0 to 65535", file=sys.stderr)
         return 2
     # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end.
     with tempfile.TemporaryDirectory(prefix="vitaledge-demo-") as state_dir:
@@ -54,8 +60,12 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
             ],
             "mqtt": {"url": args.mqtt},
             "outbox": {"path": str(outbox_path)},
+            "overlay": {"port": _free_port() if args.overlay_port == 0 else args.overlay_port},
         },
     )
+    # Printed before the broker and rig start, so the link is the first thing a user sees.
+    overlay = f"http://{cfg.overlay.host}:{cfg.overlay.port}/"
+    print(f"vitaledge demo — overlay {overlay} (device {cfg.device_id}, {args.seconds:g} s)", file=sys.stderr)
     summary = asyncio.run(_demo(cfg, status=not args.json))
     summary.update(_delivery(outbox_path, records=int(str(summary["records"]))))
     if args.json:
@@ -81,6 +91,15 @@ async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
     summary["errors"] = sum(stats.errors.values())
     summary["dropped"] = sum(s.dropped for s in stats.sources.values())
     return summary
+
+
+def _free_port() -> int:
+    """A port free now, chosen here so that the header can name it before the overlay listens."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _delivery(outbox_path: Path, *, records: int) -> dict[str, object]:
