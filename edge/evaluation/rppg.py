@@ -131,7 +131,7 @@ def evaluate_clip(
         folder: a UBFC-form folder.
         cfg: the heart-rate configuration (method, model, window, step) as ``vitaledge run`` takes it.
         max_s: use only the first seconds of the clip.
-        progress: draw a progress bar on stderr.
+        progress: draw a progress bar on stderr, when stderr is a terminal (never into a redirected file).
 
     Raises:
         EvalDataError: the folder is incomplete or its video cannot be decoded.
@@ -141,6 +141,7 @@ def evaluate_clip(
     from edge.build import build_heart_rate_pipeline
     from fusion.heartrate import spectral_peak
 
+    progress = progress and sys.stderr.isatty()  # `\r` redraws only make sense on a terminal
     video, ppg, t_ppg = load_ground_truth(folder)
     cap = cv2.VideoCapture(str(video))
     fps = float(cap.get(cv2.CAP_PROP_FPS))

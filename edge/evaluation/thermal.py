@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         print("vitaledge eval thermal: error: --seconds must be positive", file=sys.stderr)
         return 2
-    ev = evaluate(args.seconds, args.seed, progress=None if args.json else sys.stderr)
+    # The `\r` progress line only on a terminal: a redirected stderr would keep every redraw.
+    ev = evaluate(args.seconds, args.seed, progress=sys.stderr if sys.stderr.isatty() and not args.json else None)
     if args.json:
         print(json.dumps(ev.as_dict()))
     else:
