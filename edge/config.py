@@ -367,6 +367,9 @@ class ServiceConfig(Strict):
     """systemd integration (used when $NOTIFY_SOCKET is set)."""
 
     stall_s: float = Field(default=10.0, gt=0, description="no record for this long: stop watchdog pings")
+    startup_grace_s: float = Field(
+        default=120.0, ge=0, description="ping the watchdog this long after start while sources connect"
+    )
 
 
 class VitalEdgeConfig(BaseSettings):

@@ -58,7 +58,7 @@ def pings(messages: list[str]) -> int:
 
 async def test_ready_then_pings_only_while_records_flow(notify_socket: NotifySocket) -> None:
     env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"}  # check every 0.1 s
-    sink = ServiceSink(ServiceConfig(stall_s=0.5), env=env, outbox_depth=lambda: 3)
+    sink = ServiceSink(ServiceConfig(stall_s=0.5, startup_grace_s=0), env=env, outbox_depth=lambda: 3)
     async with sink:
         await asyncio.sleep(0.35)
         assert notify_socket.messages()[0].startswith("READY=1")
