@@ -55,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(cfg: Any) -> None:
+    import sys
+
     from edge.app import run_app
+    from edge.status_line import status_sinks
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stats = await run_app(cfg, stop=stop)
+    stats = await run_app(cfg, stop=stop, extra_sinks=status_sinks(sys.stderr))
     _log.info("stopped after %d records", stats.records)

@@ -1,0 +1,41 @@
+"""``vitaledge run`` on a terminal shows the live status line; into a file or the journal it does not."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "rig.yaml"
+    path.write_text(
+        "device_id: status-line\n"
+        "sources:\n  - {kind: synthetic, name: rig, seed: 2, realtime: false, duration_s: 4}\n"
+        "overlay: {enabled: false}\nmetrics: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_run_on_a_terminal_shows_the_status_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["run", "--config", str(_config(tmp_path))]) == 0
+    drawn = terminal.getvalue()
+    assert "\r\x1b[2Kseq     0 | HR " in drawn and "\r\x1b[2Kseq     1 | HR " in drawn
+    assert "°C (ref " in drawn and drawn.endswith("\n")
+
+
+def test_run_into_a_file_shows_no_status_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(_config(tmp_path))]) == 0
+    assert "\x1b[2K" not in capsys.readouterr().err
