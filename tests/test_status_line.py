@@ -39,3 +39,16 @@ def test_run_on_a_terminal_shows_the_status_line(tmp_path: Path, monkeypatch: py
 def test_run_into_a_file_shows_no_status_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--config", str(_config(tmp_path))]) == 0
     assert "\x1b[2K" not in capsys.readouterr().err
+
+
+def test_record_shows_progress_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    assert main(["record", str(tmp_path / "quiet"), "--seconds", "60", "--config", str(config)]) == 0
+    assert "\x1b[2K" not in capsys.readouterr().err
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["record", str(tmp_path / "shown"), "--seconds", "60", "--config", str(config)]) == 0
+    drawn = terminal.getvalue()
+    assert "\r\x1b[2Krecording " in drawn and " / 60 s: " in drawn and drawn.endswith("\n")
