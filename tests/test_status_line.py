@@ -52,3 +52,25 @@ def test_record_shows_progress_on_a_terminal_only(
     assert main(["record", str(tmp_path / "shown"), "--seconds", "60", "--config", str(config)]) == 0
     drawn = terminal.getvalue()
     assert "\r\x1b[2Krecording " in drawn and " / 60 s: " in drawn and drawn.endswith("\n")
+
+
+def test_opencv_warnings_only_with_verbose(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    config = tmp_path / "cam.yaml"
+    config.write_text("sources:\n  - {kind: webcam, device: 99}\n", encoding="utf-8")  # no /dev/video99 here
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VITALEDGE_", "OPENCV_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+
+    def stderr(*flags: str) -> str:
+        args = [*flags, "record", str(tmp_path / f"s{len(flags)}"), "--seconds", "1", "--config", str(config)]
+        done = subprocess.run(
+            [sys.executable, "-m", "edge.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 2, done.stderr
+        return done.stderr
+
+    quiet = stderr()
+    assert "[ WARN" not in quiet and "vitaledge record: error: webcam: " in quiet
+    assert "can't open camera by index" in stderr("--verbose")

@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if args.verbose else logging.WARNING)
+    if not args.verbose:
+        _quiet_opencv()
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a reader that has gone shows here, where it can still be handled
@@ -78,3 +80,12 @@ def _reader_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return 141
+
+
+def _quiet_opencv() -> None:
+    """OpenCV's own warnings (V4L2 probing a missing camera: ``[ WARN:0] … can't open camera by index``)
+    are printed by its C++ logger, around our one-line error; --verbose leaves them on."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is first imported
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:  # already imported (tests, or a command that imported it early)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
