@@ -51,10 +51,8 @@ __all__ = [
     "VideoFileSourceConfig",
     "VitalEdgeConfig",
     "WebcamConfig",
-    "check_files",
     "config_path",
     "load_config",
-    "no_file_hint",
 ]
 
 
@@ -508,41 +506,3 @@ def _settings_error(exc: SettingsError) -> str:
         return f"environment: {exc}"
     return f"environment variable {name}: {field}: not valid JSON (a list or mapping is written as JSON here)"
 
-
-def _required_files(cfg: VitalEdgeConfig) -> list[tuple[str, Path]]:
-    """Each file the configuration names that must exist before start, with its key path."""
-    files: list[tuple[str, Path]] = []
-    for index, source in enumerate(cfg.sources):
-        if isinstance(source, FlirJpegConfig | E4CsvConfig | VideoFileSourceConfig | ReplayConfig):
-            files.append((f"sources.{index}.{source.kind}.path", source.path))
-    if cfg.heart_rate.method == "onnx" and cfg.heart_rate.model is not None:
-        files.append(("heart_rate.model", cfg.heart_rate.model))
-    if cfg.heart_rate.face_detector is not None:
-        files.append(("heart_rate.face_detector", cfg.heart_rate.face_detector))
-    if cfg.mqtt.password_file is not None:
-        files.append(("mqtt.password_file", cfg.mqtt.password_file))
-    if cfg.mqtt.tls_ca_file is not None:
-        files.append(("mqtt.tls_ca_file", cfg.mqtt.tls_ca_file))
-    return files
-
-
-def check_files(cfg: VitalEdgeConfig, where: str) -> None:
-    """Check that every file the configuration names exists, so that a typo fails at start, not as retries.
-
-    Args:
-        cfg: the validated configuration.
-        where: the configuration file (or "the environment"), named in the message.
-
-    Raises:
-        ConfigError: a named file does not exist; the message gives key path and file.
-    """
-    missing = [(key, path) for key, path in _required_files(cfg) if not path.exists()]
-    if missing:
-        key, path = missing[0]
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ConfigError(f"{where}: {key}: no such file: {path}{more}")
-
-
-def no_file_hint() -> str:
-    """Where ``config_path`` looked, for the message when it found no file."""
-    return f"no configuration file found (no --config, $VITALEDGE_CONFIG unset, no {DEFAULT_CONFIG})"

@@ -168,7 +168,7 @@ def test_malformed_sources_in_the_environment_is_a_clear_error(monkeypatch: pyte
 
 
 def test_files_the_configuration_names_are_checked_and_named(tmp_path: Path) -> None:
-    from edge.config import check_files
+    from edge.preflight import check_files
 
     present = tmp_path / "TEMP.csv"
     present.write_text("0\n1\n")

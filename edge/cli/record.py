@@ -122,7 +122,8 @@ async def record(
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import check_files, config_path, load_config
+    from edge.config import config_path, load_config
+    from edge.preflight import check_files
     from fusion.errors import ConfigError
 
     path = config_path(args.config)

@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import check_files, config_path, load_config, no_file_hint
+    from edge.config import config_path, load_config
+    from edge.preflight import check_files, no_file_hint
     from fusion.errors import ConfigError
 
     path = config_path(args.config)
