@@ -88,3 +88,13 @@ def test_max_s_shorter_than_a_window_is_an_error_not_an_empty_table(
     captured = capsys.readouterr()
     assert "--max-s 5: heart-rate windows need ≥ 10 s of video" in captured.err
     assert captured.out == ""
+
+
+def test_onnx_without_a_model_reads_without_pydantics_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    assert main(["eval", "rppg", str(tmp_path), "--method", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "--method onnx: method 'onnx' needs 'model'" in err and "Value error" not in err

@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = HeartRateConfig(method=args.method, model=args.model)
     except ValidationError as exc:
-        raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg']}") from exc
+        raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
     _check_clip_length(args.max_s, cfg)
     clips = [evaluate_clip(d, cfg, max_s=args.max_s, progress=True) for d in args.dirs]
     summary = summarise(args.method, clips)
