@@ -8,10 +8,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from fusion.errors import ConfigError
 from fusion.samples import PlanckConstants
@@ -280,6 +290,27 @@ class MqttConfig(Strict):
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay (then doubles)")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
 
+    @field_validator("url")
+    @classmethod
+    def _whole_url(cls, url: str | None) -> str | None:
+        # Parsed here in full, so that --check-config catches what the MQTT client would trip over later.
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"url must start with mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"url has no host: {url!r} (expected mqtt://host[:port])")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"url port must be a number from 1 to 65535: {url!r}") from None
+        if port == 0:
+            raise ValueError(f"url port must be a number from 1 to 65535: {url!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"url takes no path or query, only mqtt://host[:port]: {url!r}")
+        return url
+
     @model_validator(mode="after")
     def _credentials(self) -> Self:
         if self.password is not None and self.password_file is not None:
@@ -287,8 +318,6 @@ class MqttConfig(Strict):
         has_secret = self.password is not None or self.password_file is not None
         if (self.username is None) != (not has_secret):
             raise ValueError("username and password (or password_file) must be given together")
-        if self.url is not None and not self.url.startswith(("mqtt://", "mqtts://")):
-            raise ValueError("url must start with mqtt:// or mqtts://")
         return self
 
 
@@ -336,6 +365,9 @@ class ServiceConfig(Strict):
     """systemd integration (used when $NOTIFY_SOCKET is set)."""
 
     stall_s: float = Field(default=10.0, gt=0, description="no record for this long: stop watchdog pings")
+    startup_grace_s: float = Field(
+        default=120.0, ge=0, description="ping the watchdog this long after start while sources connect"
+    )
 
 
 class VitalEdgeConfig(BaseSettings):
@@ -377,13 +409,41 @@ class VitalEdgeConfig(BaseSettings):
         return self
 
 
+_ENV_PREFIX = "VITALEDGE_"
+
+
+def _env_blame(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable a failing key came from, if one set it (they override the file)."""
+    names = {name.upper(): name for name in os.environ if name.upper().startswith(_ENV_PREFIX)}
+    keys = [str(part) for part in loc]
+    for depth in range(len(keys), 0, -1):  # the deepest variable that covers the key: MQTT__QOS before MQTT
+        wanted = _ENV_PREFIX + "__".join(keys[:depth]).upper()
+        if wanted in names:
+            return names[wanted]
+    if keys:  # a rule over a whole section (mqtt: "username and password together") set from below
+        below = sorted(n for u, n in names.items() if u.startswith(_ENV_PREFIX + "__".join(keys).upper() + "__"))
+        if below:
+            return ", ".join(below)
+    return None
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):  # pydantic's wording for our own ValueErrors
+        message = message.removeprefix(prefix)
+    return message
+
+
 def _format_error(where: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     path = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    kind = first["type"]
-    reason = "unknown key" if kind == "extra_forbidden" else first["msg"]
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {path}: {reason}{more}"
+    blamed = _env_blame(tuple(first["loc"]))
+    if blamed is not None:
+        where = f"environment variable {blamed}"
+    return f"{where}: {path}: {_reason(first)}{more}"
 
 
 DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
@@ -434,3 +494,15 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return VitalEdgeConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_format_error(where, exc)) from exc
+    except SettingsError as exc:  # an environment variable that is not JSON where a list or mapping is expected
+        raise ConfigError(_settings_error(exc)) from exc
+
+
+def _settings_error(exc: SettingsError) -> str:
+    # pydantic-settings says 'error parsing value for field "sources" from source "EnvSettingsSource"'.
+    field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    name = next((n for n in os.environ if n.upper() == f"{_ENV_PREFIX}{field}".upper()), None)
+    if name is None:
+        return f"environment: {exc}"
+    return f"environment variable {name}: {field}: not valid JSON (a list or mapping is written as JSON here)"
+

@@ -4,7 +4,9 @@ The notification protocol is one datagram per message to the unix socket named b
 (a leading ``@`` means the abstract namespace), written here directly: no libsystemd binding. With
 ``WatchdogSec=`` in the unit, systemd sets ``$WATCHDOG_USEC``; we check at half that interval and send
 ``WATCHDOG=1`` only if a record reached the sinks within ``stall_s``, so a stalled pipeline gets the
-service restarted (``Restart=on-failure``) instead of sitting there alive and useless.
+service restarted (``Restart=on-failure``) instead of sitting there alive and useless. Before the first
+record, pings continue for ``startup_grace_s`` while the sources connect (a camera or wristband may take
+longer than ``WatchdogSec`` to deliver), then stop as for a stall.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class ServiceSink:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._stall_s = cfg.stall_s
+        self._grace_s = cfg.startup_grace_s
+        self._started_s: float | None = None
         self.notifier = notifier or SystemdNotifier(env=env)
         self.watchdog_s = watchdog_interval_s(env)
         self._outbox_depth = outbox_depth
@@ -120,6 +124,7 @@ class ServiceSink:
         self.stalled = False
 
     async def __aenter__(self) -> Self:
+        self._started_s = self._clock()
         self.notifier.notify("READY=1\nSTATUS=running; waiting for the first record")
         if self.watchdog_s is not None and self.notifier.enabled:
             self._task = asyncio.create_task(self._watchdog(self.watchdog_s / 2), name="systemd-watchdog")
@@ -147,6 +152,18 @@ class ServiceSink:
         """A record reached the sinks within ``stall_s``."""
         return self._last_record_s is not None and self._clock() - self._last_record_s <= self._stall_s
 
+    def _starting(self) -> bool:
+        """No record yet, and still within the start-up grace: the sources may be connecting."""
+        if self._last_record_s is not None or self._started_s is None or self._grace_s == 0:
+            return False  # grace 0: no pings before the first record, and nothing said about it
+        if self._clock() - self._started_s <= self._grace_s:
+            return True
+        if not self.stalled:  # once, when the grace runs out
+            self.stalled = True
+            _log.warning("systemd: no record within %.0f s of start; withholding watchdog pings", self._grace_s)
+            self.notifier.notify(f"STATUS=stalled: no record within {self._grace_s:.0f} s of start")
+        return False
+
     def _status(self) -> str:
         depth = f", outbox {self._outbox_depth()}" if self._outbox_depth is not None else ""
         return f"STATUS=publishing; {self._records} records, last seq {self._last_seq}{depth}"
@@ -154,7 +171,10 @@ class ServiceSink:
     async def _watchdog(self, period_s: float) -> None:
         while True:
             await self._sleep(period_s)
-            if self.flowing():
+            if self._starting():
+                if self.notifier.notify("WATCHDOG=1\nSTATUS=starting; waiting for the first record"):
+                    self.pings += 1
+            elif self.flowing():
                 if self.stalled:
                     _log.info("systemd: records flow again; watchdog pings resume")
                 self.stalled = False

@@ -41,7 +41,11 @@ def test_minimal_config_is_valid_with_paper_defaults() -> None:
         (lambda d: d["sources"].append({"kind": "teleporter"}), "sources.1", "does not match"),
         (lambda d: d.update(mqtt={"qos": 3}), "mqtt.qos", "less than or equal to 2"),
         (lambda d: d.update(mqtt={"username": "u"}), "mqtt", "together"),
-        (lambda d: d.update(mqtt={"url": "http://x"}), "mqtt", "mqtt://"),
+        (lambda d: d.update(mqtt={"url": "http://x"}), "mqtt.url", "mqtt://"),
+        (lambda d: d.update(mqtt={"url": "mqtt://127.0.0.1:notaport"}), "mqtt.url", "port must be a number"),
+        (lambda d: d.update(mqtt={"url": "mqtt://127.0.0.1:70000"}), "mqtt.url", "from 1 to 65535"),
+        (lambda d: d.update(mqtt={"url": "mqtt://127.0.0.1:0"}), "mqtt.url", "from 1 to 65535"),
+        (lambda d: d.update(mqtt={"url": "mqtt://:1883"}), "mqtt.url", "has no host: 'mqtt://:1883'"),
         (lambda d: d.update(heart_rate={"method": "onnx"}), "heart_rate", "needs 'model'"),
         (lambda d: d.update(heart_rate={"window_s": 2}), "heart_rate.window_s", "greater than or equal"),
         (lambda d: d.update(thermal={"reference": "ear"}), "thermal.reference", "'palm', 'wrist' or 'fused'"),
@@ -122,3 +126,83 @@ def test_record_reads_the_system_config_like_run(
     monkeypatch.delenv("VITALEDGE_CONFIG", raising=False)
     assert main(["record", str(tmp_path / "session"), "--seconds", "1"]) == 2
     assert f"{system}: sources: nothing to record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["mqtt://broker.lan", "mqtts://broker.lan:8883", "mqtt://[::1]:1883", "mqtt://h:65535"])
+def test_a_whole_mqtt_url_is_accepted(url: str) -> None:
+    assert load_config(None, {**_minimal(), "mqtt": {"url": url}}).mqtt.url == url
+
+
+def test_our_own_rules_read_without_pydantics_prefix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {**_minimal(), "heart_rate": {"method": "onnx"}})
+    assert str(caught.value) == "configuration: heart_rate: method 'onnx' needs 'model' (path to the .onnx file)"
+
+
+def test_an_error_from_the_environment_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "device_id: lab-1\n")
+    monkeypatch.setenv("VITALEDGE_MQTT__QOS", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith("environment variable VITALEDGE_MQTT__QOS: mqtt.qos: "), caught.value
+    assert str(path) not in str(caught.value)
+    monkeypatch.delenv("VITALEDGE_MQTT__QOS")
+    monkeypatch.setenv("VITALEDGE_MQTT__USERNAME", "u")  # a rule over the section, set from below
+    with pytest.raises(ConfigError, match=r"^environment variable VITALEDGE_MQTT__USERNAME: mqtt: "):
+        load_config(path)
+
+
+def test_a_file_error_still_names_the_file_while_the_environment_sets_other_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "device_id: lab-1\nmqtt:\n  qos: 7\n")
+    monkeypatch.setenv("VITALEDGE_MQTT__KEEPALIVE_S", "60")
+    with pytest.raises(ConfigError, match=rf"^{path}: mqtt.qos: "):
+        load_config(path)
+
+
+def test_malformed_sources_in_the_environment_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITALEDGE_SOURCES", "[{kind: x")
+    with pytest.raises(ConfigError, match=r"^environment variable VITALEDGE_SOURCES: sources: not valid JSON"):
+        load_config(None)
+
+
+def test_files_the_configuration_names_are_checked_and_named(tmp_path: Path) -> None:
+    from edge.preflight import check_files
+
+    present = tmp_path / "TEMP.csv"
+    present.write_text("0\n1\n")
+    cases = [
+        ({"sources": [{"kind": "flir-jpeg", "path": str(tmp_path / "no.jpg")}]}, "sources.0.flir-jpeg.path", "no.jpg"),
+        ({"sources": [{"kind": "e4-csv", "path": str(tmp_path / "TEMP2.csv")}]}, "sources.0.e4-csv.path", "TEMP2.csv"),
+        ({"sources": [{"kind": "video-file", "path": str(tmp_path / "v.avi")}]}, "sources.0.video-file.path", "v.avi"),
+        ({"heart_rate": {"method": "onnx", "model": str(tmp_path / "hr.onnx")}}, "heart_rate.model", "hr.onnx"),
+        ({"mqtt": {"username": "u", "password_file": str(tmp_path / "pw")}}, "mqtt.password_file", "pw"),
+    ]
+    for change, key, name in cases:
+        cfg = load_config(None, {"sources": [{"kind": "e4-csv", "path": str(present)}], **change})
+        with pytest.raises(ConfigError) as caught:
+            check_files(cfg, "site.yaml")
+        assert str(caught.value) == f"site.yaml: {key}: no such file: {tmp_path / name}"
+    check_files(load_config(None, {"sources": [{"kind": "e4-csv", "path": str(present)}]}), "site.yaml")
+
+
+def test_run_check_config_fails_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    path = _write(tmp_path, f"sources:\n  - {{kind: flir-jpeg, path: {tmp_path / 'nothere.jpg'}}}\n")
+    assert main(["run", "--config", str(path), "--check-config"]) == 2
+    assert f"sources.0.flir-jpeg.path: no such file: {tmp_path / 'nothere.jpg'}" in capsys.readouterr().err
+
+
+def test_run_without_a_config_file_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import edge.config
+    from edge.cli import main
+
+    monkeypatch.setattr(edge.config, "DEFAULT_CONFIG", tmp_path / "etc.yaml")
+    monkeypatch.delenv("VITALEDGE_CONFIG", raising=False)
+    assert main(["run", "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "no configuration file found" in err and "$VITALEDGE_CONFIG" in err and str(tmp_path / "etc.yaml") in err

@@ -70,3 +70,31 @@ def test_malformed_ground_truth_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "ground_truth.txt").write_text("1 2 3\n4 5 6\n")
     with pytest.raises(EvalDataError, match="expected 3 rows"):
         load_ground_truth(tmp_path)
+
+
+def test_a_missing_clip_folder_says_no_such_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    assert main(["eval", "rppg", str(tmp_path / "subject99")]) == 2
+    assert f"{tmp_path / 'subject99'}: no such folder" in capsys.readouterr().err
+
+
+def test_max_s_shorter_than_a_window_is_an_error_not_an_empty_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    assert main(["eval", "rppg", str(tmp_path), "--max-s", "5"]) == 2
+    captured = capsys.readouterr()
+    assert "--max-s 5: heart-rate windows need ≥ 10 s of video" in captured.err
+    assert captured.out == ""
+
+
+def test_onnx_without_a_model_reads_without_pydantics_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    assert main(["eval", "rppg", str(tmp_path), "--method", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "--method onnx: method 'onnx' needs 'model'" in err and "Value error" not in err

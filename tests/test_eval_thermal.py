@@ -46,3 +46,38 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_a_non_positive_duration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "thermal", "--seconds", "0"]) == 2
     assert "--seconds must be positive" in capsys.readouterr().err
+
+
+def _run_with(seed: int, errors: dict[str, list[float]]) -> ThermalEvaluation:
+    return ThermalEvaluation(seconds=10.0, seed=seed, errors_c=errors)
+
+
+def test_seeds_summary_gives_mean_and_sd_and_how_often_each_ordering_holds() -> None:
+    from edge.evaluation.thermal import summarise_seeds
+
+    # seed 1: the paper's orderings all hold and fused beats both; seed 2: palm loses to wrist on MAE.
+    one = _run_with(1, {"baseline": [1.0, -1.0], "palm": [0.6, 0.4], "wrist": [0.7, 0.6], "fused": [0.4, 0.4]})
+    two = _run_with(2, {"baseline": [2.0, -2.0], "palm": [0.9, 0.1], "wrist": [0.3, 0.3], "fused": [0.4, 0.4]})
+    out = summarise_seeds([one, two])
+    assert (out["seeds"], out["seed_values"], out["seconds"]) == (2, [1, 2], 10.0)
+    assert out["baseline"]["mae_c"] == {"mean": 1.5, "sd": 0.707}  # MAE 1 and 2
+    assert out["palm"]["mae_c"] == {"mean": 0.5, "sd": 0.0}
+    assert out["wrist"]["sd_c"]["mean"] == pytest.approx(0.035, abs=1e-3)  # SDs 0.0707 and 0
+    assert out["orderings"] == {"fused_beats_both": 0.5, "palm_best_mae": 0.5, "wrist_best_sd": 1.0}
+    assert set(out) == {"seeds", "seed_values", "seconds", *ROWS, "orderings"}
+
+
+def test_cli_seeds_json_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "thermal", "--seconds", "4", "--seed", "2", "--seeds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seeds"] == 2 and out["seed_values"] == [2, 3]
+    for row in ROWS:
+        for figure in ("mae_c", "sd_c"):
+            assert set(out[row][figure]) == {"mean", "sd"}
+            assert isinstance(out[row][figure]["mean"], float) and isinstance(out[row][figure]["sd"], float)
+    assert set(out["orderings"]) == {"fused_beats_both", "palm_best_mae", "wrist_best_sd"}
+    assert all(share in (0.0, 0.5, 1.0) for share in out["orderings"].values())
+    assert main(["eval", "thermal", "--seconds", "4", "--seeds", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "2 seeds (1–2); mean ± SD across seeds" in table and " ± " in table.splitlines()[3]
+    assert "of 2 seeds" in table

@@ -135,8 +135,62 @@ def test_inspect_recorded_session(shared_data: Path, tmp_path: Path, capsys: pyt
     assert result["kind"] == "session" and result["samples"] == 12 and result["bad_lines"] == 0
     assert result["video_codec"] == "png" and result["ended_wall"] is not None
     assert result["duration_s"] == pytest.approx(1.0)
-    assert result["sources"] == {
-        "thermal": {"type": "thermal", "samples": 5, "rate_hz": 5.0},
-        "webcam": {"type": "visible", "samples": 3, "rate_hz": 2.0},
-        "band": {"type": "skin", "samples": 4, "rate_hz": 4.0},
-    }
+    assert result["streams"] == [
+        {"source": "thermal", "type": "thermal", "samples": 5, "rate_hz": 5.0},
+        {"source": "webcam", "type": "visible", "samples": 3, "rate_hz": 2.0},
+        {"source": "band", "type": "skin", "samples": 4, "rate_hz": 4.0},
+    ]
+
+
+def test_inspect_lists_each_stream_of_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The simulated rig is one source with three streams: inspect lists them as record counted them."""
+    import numpy as np
+
+    from edge.recorder import Recorder
+    from fusion.samples import SkinTemperature, VisibleFrame
+
+    second = 1_000_000_000
+    with Recorder(tmp_path / "session", video_codec="png") as recorder:
+        for i in range(3):
+            t = 10 * second + i * second // 2
+            image = np.full((48, 64, 3), i, np.uint8)
+            recorder.write(VisibleFrame(t_mono=t, t_wall=1e9 + t / second, source="rig", seq=i, image=image))
+        for i in range(5):
+            t = 10 * second + i * second // 4
+            recorder.write(SkinTemperature(t_mono=t, t_wall=1e9 + t / second, source="rig", seq=i, celsius=33.0))
+    result = _inspect_json(tmp_path / "session", capsys)
+    assert result["streams"] == [
+        {"source": "rig", "type": "visible", "samples": 3, "rate_hz": 2.0},
+        {"source": "rig", "type": "skin", "samples": 5, "rate_hz": 4.0},
+    ]
+    header = json.loads((tmp_path / "session" / "session.json").read_text())
+    assert {s["type"]: s["samples"] for s in result["streams"]} == header["counts"]  # as record reported
+    assert main(["inspect", str(tmp_path / "session")]) == 0
+    text = capsys.readouterr().out
+    assert "  rig visible: 3 samples at 2 Hz\n  rig skin: 5 samples at 4 Hz\n" in text
+    assert "{" not in text and "'" not in text  # no Python reprs
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``vitaledge inspect … | head -1`` and ``eval … --json | head -c 50``: no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    csv = tmp_path / "TEMP.csv"
+    csv.write_text("1560279825.000000\n4.000000\n" + "33.5\n" * 20)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line: every write meets a broken pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "inspect", str(csv), "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b"", done.stderr.decode()

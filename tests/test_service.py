@@ -87,8 +87,13 @@ class ManualTime:
 async def test_ready_then_pings_only_while_records_flow(notify_socket: NotifySocket) -> None:
     env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "2000000"}  # check every 1 s
     time_ = ManualTime()
-    sink = ServiceSink(ServiceConfig(stall_s=5.0), env=env, outbox_depth=lambda: 3, clock=time_.clock,
-                       sleep=time_.sleep)
+    sink = ServiceSink(
+        ServiceConfig(stall_s=5.0, startup_grace_s=0),
+        env=env,
+        outbox_depth=lambda: 3,
+        clock=time_.clock,
+        sleep=time_.sleep,
+    )
     async with sink:
         await time_.advance(3)
         assert notify_socket.messages()[0].startswith("READY=1")

@@ -25,12 +25,18 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seed", type=int, default=1, help="rig seed (default 1)")
     parser.add_argument("--fast", action="store_true", help="run the rig as fast as possible, not real time")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument(
+        "--overlay-port", type=int, default=8088, metavar="PORT", help="overlay port (default 8088; 0: a free one)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         print("vitaledge demo: error: --seconds must be positive", file=sys.stderr)
+        return 2
+    if not 0 <= args.overlay_port <= 65535:
+        print("vitaledge demo: error: --overlay-port must be 0 to 65535", file=sys.stderr)
         return 2
     # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end.
     with tempfile.TemporaryDirectory(prefix="vitaledge-demo-") as state_dir:
@@ -55,9 +61,14 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
             ],
             "mqtt": {"url": args.mqtt},
             "outbox": {"path": str(outbox_path)},
+            "overlay": {"port": _free_port() if args.overlay_port == 0 else args.overlay_port},
         },
     )
+    # Printed before the broker and rig start, so the link is the first thing a user sees.
+    overlay = f"http://{cfg.overlay.host}:{cfg.overlay.port}/"
+    print(f"vitaledge demo — overlay {overlay} (device {cfg.device_id}, {args.seconds:g} s)", file=sys.stderr)
     summary = asyncio.run(_demo(cfg, status=not args.json))
+    summary.update(_delivery(outbox_path, records=int(str(summary["records"]))))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -91,6 +102,43 @@ def _ms(seconds: float) -> float | None:
     return None if math.isnan(seconds) else seconds * 1000.0
 
 
+def _free_port() -> int:
+    """A port free now, chosen here so that the header can name it before the overlay listens."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _delivery(outbox_path: Path, *, records: int) -> dict[str, object]:
+    """Records the broker acknowledged and records still queued, read from the demo's own outbox.
+
+    Every record is stored in the outbox before it is published and removed at its PUBACK, so what
+    is left there at the end was never acknowledged.
+    """
+    from edge.publish.outbox import Outbox
+
+    outbox = Outbox(outbox_path)
+    try:
+        queued = outbox.depth
+    finally:
+        outbox.close()
+    published = max(records - queued, 0)
+    return {"published": published, "queued": queued, "broker_unreachable": records > 0 and published == 0}
+
+
+def _delivery_lines(summary: dict[str, object]) -> str:
+    lines = (
+        f"  records made               {summary['records']}\n"
+        f"  published (acknowledged)   {summary['published']}\n"
+        f"  queued, not acknowledged   {summary['queued']}"
+    )
+    if summary["broker_unreachable"]:
+        lines += f"\n  the broker at {summary['mqtt']} was unreachable: nothing reached it"
+    return lines
+
+
 def _print_summary(summary: dict[str, object]) -> None:
     def f(key: str, unit: str) -> str:
         value = summary[key]
@@ -98,7 +146,7 @@ def _print_summary(summary: dict[str, object]) -> None:
 
     print(
         f"\nvitaledge demo — device {summary['device_id']}, broker {summary['mqtt']}\n"
-        f"  records published          {summary['records']}\n"
+        f"{_delivery_lines(summary)}\n"
         f"  heart rate MAE vs truth    {f('hr_mae_bpm', 'bpm')} over {summary['hr_records']} records\n"
         f"  face temperature MAE raw   {f('temp_mae_raw_c', '°C')} over {summary['temp_records']} records\n"
         f"  face temperature corrected {f('temp_mae_corrected_c', '°C')}\n"

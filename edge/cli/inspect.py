@@ -126,22 +126,28 @@ def inspect_e4_csv(path: Path) -> dict[str, object]:
 
 
 def inspect_session(folder: Path) -> dict[str, object]:
-    """Summary of a session written by ``vitaledge record``: per source, what and how much."""
+    """Summary of a session written by ``vitaledge record``: each stream (source and sample type), how much.
+
+    One source may deliver several streams (the simulated rig: thermal, visible and skin), so streams are
+    keyed by both, as ``record`` counted them.
+    """
     from drivers.replay import read_manifest
 
     header, entries, bad = read_manifest(folder, "inspect")
-    per_source: dict[str, dict[str, Any]] = {}
+    per_stream: dict[tuple[str, str], dict[str, Any]] = {}
     for e in entries:
-        src = per_source.setdefault(
-            str(e.get("source")), {"type": e.get("type"), "samples": 0, "first": e["t_mono"], "last": e["t_mono"]}
+        stream = per_stream.setdefault(
+            (str(e.get("source")), str(e.get("type"))), {"samples": 0, "first": e["t_mono"], "last": e["t_mono"]}
         )
-        src["samples"] += 1
-        src["first"], src["last"] = min(src["first"], e["t_mono"]), max(src["last"], e["t_mono"])
-    sources: dict[str, object] = {}
-    for name, src in per_source.items():
-        span_s = (int(src["last"]) - int(src["first"])) / 1e9
-        rate = (src["samples"] - 1) / span_s if span_s > 0 else None
-        sources[name] = {"type": src["type"], "samples": src["samples"], "rate_hz": rate and round(rate, 3)}
+        stream["samples"] += 1
+        stream["first"], stream["last"] = min(stream["first"], e["t_mono"]), max(stream["last"], e["t_mono"])
+    streams: list[dict[str, object]] = []
+    for (source, kind), stream in per_stream.items():
+        span_s = (int(stream["last"]) - int(stream["first"])) / 1e9
+        rate = (stream["samples"] - 1) / span_s if span_s > 0 else None
+        streams.append(
+            {"source": source, "type": kind, "samples": stream["samples"], "rate_hz": rate and round(rate, 3)}
+        )
     span = (int(entries[-1]["t_mono"]) - int(entries[0]["t_mono"])) / 1e9 if entries else 0.0
     return {
         "kind": "session",
@@ -151,7 +157,7 @@ def inspect_session(folder: Path) -> dict[str, object]:
         "ended_wall": header.get("ended_wall"),  # null: the recording did not close cleanly
         "samples": len(entries),
         "duration_s": round(span, 3),
-        "sources": sources,
+        "streams": streams,
         "bad_lines": len(bad),
         "dropped": header.get("dropped", {}),
     }
@@ -188,14 +194,26 @@ def inspect_path(path: Path) -> dict[str, object]:
     raise VitalEdgeError(f"{path}: not a FLIR ONE capture, radiometric JPEG, E4 CSV or recorded session")
 
 
+def _plain(value: object) -> str:
+    """A value as a person reads it: no Python dict reprs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)
+
+
 def _human(summary: dict[str, object]) -> str:
     lines = []
     for key, value in summary.items():
-        if isinstance(value, dict):
-            inner = ", ".join(f"{k}={v}" for k, v in value.items())
-            lines.append(f"{key}: {inner or '-'}")
+        if key == "streams" and isinstance(value, list):
+            lines.append("streams:")
+            for s in value:
+                rate = "" if s["rate_hz"] is None else f" at {s['rate_hz']:g} Hz"
+                lines.append(f"  {s['source']} {s['type']}: {s['samples']} samples{rate}")
+        elif isinstance(value, dict):
+            lines.append(f"{key}:" + ("" if value else " -"))
+            lines.extend(f"  {k}: {_plain(v)}" for k, v in value.items())
         else:
-            lines.append(f"{key}: {value}")
+            lines.append(f"{key}: {_plain(value)}")
     return "\n".join(lines)
 
 

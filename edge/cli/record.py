@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from edge.config import DEFAULT_CONFIG
 
@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(func=run)
 
 
-async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queue_size: int = 64) -> dict[str, Any]:
+async def record(
+    cfg: Any, out: Path, seconds: float, *, png: bool = False, queue_size: int = 64, progress: TextIO | None = None
+) -> dict[str, Any]:
     """Record ``cfg``'s sources into ``out`` for ``seconds`` (or until every source ends).
 
     Args:
@@ -49,6 +51,7 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
         seconds: wall-clock limit.
         png: store video as PNG frames.
         queue_size: samples waiting for the encoder before the sources are made to wait.
+        progress: a terminal on which to redraw a progress line (about once a second), or None.
 
     Returns:
         A summary: folder, seconds, counts per sample type, dropped per source, video codec, and the
@@ -85,8 +88,14 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
                     failed[source.name] = str(exc)
 
             async def writer() -> None:
+                drawn_s = -1.0
                 while (sample := await queue.get()) is not None:
                     await asyncio.to_thread(recorder.write, sample)
+                    if progress is not None and time.monotonic() - drawn_s >= 1.0:
+                        drawn_s = time.monotonic()
+                        _draw_progress(progress, drawn_s - started, seconds, recorder.counts)
+                if progress is not None and drawn_s >= 0:
+                    progress.write("\n")
 
             write_task = asyncio.create_task(writer())
             try:
@@ -114,15 +123,18 @@ async def record(cfg: Any, out: Path, seconds: float, *, png: bool = False, queu
 
 def run(args: argparse.Namespace) -> int:
     from edge.config import config_path, load_config
+    from edge.preflight import check_files
     from fusion.errors import ConfigError
 
     path = config_path(args.config)
     cfg = load_config(path)
     if not cfg.sources:
         raise ConfigError(f"{path or 'configuration'}: sources: nothing to record")
+    check_files(cfg, str(path or "configuration"))
     if not args.seconds > 0:
         raise ConfigError("--seconds must be positive")
-    summary = asyncio.run(record(cfg, args.out, args.seconds, png=args.png))
+    progress = sys.stderr if sys.stderr.isatty() and not args.json else None
+    summary = asyncio.run(record(cfg, args.out, args.seconds, png=args.png, progress=progress))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -131,3 +143,9 @@ def run(args: argparse.Namespace) -> int:
         for name, reason in summary["failed"].items():
             print(f"source {name} failed during the recording (kept what came before): {reason}", file=sys.stderr)
     return 0
+
+
+def _draw_progress(stream: TextIO, elapsed_s: float, seconds: float, counts: Any) -> None:
+    done = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "waiting for samples"
+    stream.write(f"\r\x1b[2Krecording {elapsed_s:4.0f} / {seconds:g} s: {done}")
+    stream.flush()

@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.config import config_path, load_config
+    from edge.preflight import check_files, no_file_hint
     from fusion.errors import ConfigError
 
     path = config_path(args.config)
@@ -41,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"overlay": cfg.overlay.model_copy(update={"window": True})})
     where = path or "the environment"
     if not cfg.sources:
+        if path is None:
+            raise ConfigError(f"{no_file_hint()}, and $VITALEDGE_SOURCES does not name any sources")
         raise ConfigError(f"{where}: sources: no sources configured (see the README for examples)")
+    check_files(cfg, str(where))
     if args.check_config:
         kinds = ", ".join(f"{s.name} ({s.kind})" for s in cfg.sources)
         print(f"{where}: OK — device {cfg.device_id}, sources: {kinds}")
@@ -52,11 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(cfg: Any) -> None:
+    import sys
+
     from edge.app import run_app
+    from edge.status_line import status_sinks
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stats = await run_app(cfg, stop=stop)
+    stats = await run_app(cfg, stop=stop, extra_sinks=status_sinks(sys.stderr))
     _log.info("stopped after %d records", stats.records)

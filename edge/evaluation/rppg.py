@@ -103,6 +103,8 @@ def load_ground_truth(folder: Path) -> tuple[Path, npt.NDArray[np.float64], npt.
     Raises:
         EvalDataError: no video, no ground truth, or rows that do not make a PPG with increasing times.
     """
+    if not folder.is_dir():
+        raise EvalDataError(f"{folder}: no such folder")
     video = next((folder / n for n in ("vid.mp4", "vid.avi") if (folder / n).is_file()), None)
     if video is None:
         raise EvalDataError(f"{folder}: no vid.mp4 or vid.avi")
@@ -129,7 +131,7 @@ def evaluate_clip(
         folder: a UBFC-form folder.
         cfg: the heart-rate configuration (method, model, window, step) as ``vitaledge run`` takes it.
         max_s: use only the first seconds of the clip.
-        progress: draw a progress bar on stderr.
+        progress: draw a progress bar on stderr, when stderr is a terminal (never into a redirected file).
 
     Raises:
         EvalDataError: the folder is incomplete or its video cannot be decoded.
@@ -139,6 +141,7 @@ def evaluate_clip(
     from edge.build import build_heart_rate_pipeline
     from fusion.heartrate import spectral_peak
 
+    progress = progress and sys.stderr.isatty()  # `\r` redraws only make sense on a terminal
     video, ppg, t_ppg = load_ground_truth(folder)
     cap = cv2.VideoCapture(str(video))
     fps = float(cap.get(cv2.CAP_PROP_FPS))
@@ -273,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = HeartRateConfig(method=args.method, model=args.model)
     except ValidationError as exc:
-        raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg']}") from exc
+        raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
+    _check_clip_length(args.max_s, cfg)
     clips = [evaluate_clip(d, cfg, max_s=args.max_s, progress=True) for d in args.dirs]
     summary = summarise(args.method, clips)
     if args.json:
@@ -291,6 +295,12 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"(bpm; method {args.method})")
     return 0
+
+
+def _check_clip_length(max_s: float | None, cfg: HeartRateConfig) -> None:
+    """A clip cut shorter than one heart-rate window publishes nothing: say so instead of an empty table."""
+    if max_s is not None and max_s < cfg.window_s:
+        raise ConfigError(f"--max-s {max_s:g}: heart-rate windows need ≥ {cfg.window_s:g} s of video")
 
 
 def _f(x: float | None, width: int = 7, digits: int = 2) -> str:

@@ -24,7 +24,15 @@ from typing import Any, TextIO
 from edge.config import ThermalConfig
 from fusion.face import FaceDetector
 
-__all__ = ["PAPER_TABLE_II", "ThermalEvaluation", "add_parser", "evaluate", "run"]
+__all__ = [
+    "PAPER_TABLE_II",
+    "ThermalEvaluation",
+    "add_parser",
+    "evaluate",
+    "format_seeds_table",
+    "run",
+    "summarise_seeds",
+]
 
 ROWS = ("baseline", "palm", "wrist", "fused")
 MODES = ("palm", "wrist", "fused")
@@ -169,10 +177,105 @@ def format_table(ev: ThermalEvaluation) -> str:
     return "\n".join(lines)
 
 
+def _mean_sd(values: list[float]) -> dict[str, float | None]:
+    return {
+        "mean": round(statistics.fmean(values), 3) if values else None,
+        "sd": round(statistics.stdev(values), 3) if len(values) >= 2 else None,
+    }
+
+
+def summarise_seeds(runs: list[ThermalEvaluation]) -> dict[str, Any]:
+    """Table II over several seeds: mean ± SD (across seeds) of each row's MAE and SD, and how often
+    each of the paper's orderings holds.
+
+    Orderings, as shares of the seeds (0–1): ``fused_beats_both``, the fused reference's MAE below both
+    palm's and wrist's; ``palm_best_mae``, palm's MAE the lowest of baseline, palm and wrist (the paper:
+    0.653); ``wrist_best_sd``, wrist's SD the lowest of the three (the paper: 0.484). A seed with a row
+    left unscored counts as not holding.
+
+    Args:
+        runs: one evaluation per seed, all over the same duration.
+
+    Returns:
+        ``{"seeds": N, "seed_values": [...], "seconds": s, "<row>": {"mae_c": {"mean", "sd"}, "sd_c": {...}},
+        "orderings": {...}}``.
+    """
+    per_seed = [{row: run.stats(row) for row in ROWS} for run in runs]
+    out: dict[str, Any] = {"seeds": len(runs), "seed_values": [r.seed for r in runs]}
+    out["seconds"] = runs[0].seconds if runs else None
+    for row in ROWS:
+        scored = [s[row] for s in per_seed if s[row] is not None]
+        out[row] = {
+            "mae_c": _mean_sd([v[0] for v in scored if v is not None]),
+            "sd_c": _mean_sd([v[1] for v in scored if v is not None]),
+        }
+
+    def share(holds: list[bool]) -> float | None:
+        return round(sum(holds) / len(holds), 3) if holds else None
+
+    held = [_orderings(s) for s in per_seed]
+    out["orderings"] = {
+        "fused_beats_both": share([h[0] for h in held]),
+        "palm_best_mae": share([h[1] for h in held]),
+        "wrist_best_sd": share([h[2] for h in held]),
+    }
+    return out
+
+
+def _orderings(stats: dict[str, tuple[float, float] | None]) -> tuple[bool, bool, bool]:
+    """(fused beats both, palm best MAE, wrist best SD) for one seed; none holds with a row unscored."""
+    base, palm, wrist, fused = (stats[row] for row in ROWS)
+    if base is None or palm is None or wrist is None or fused is None:
+        return False, False, False
+    return (
+        fused[0] < palm[0] and fused[0] < wrist[0],
+        palm[0] < base[0] and palm[0] < wrist[0],
+        wrist[1] < base[1] and wrist[1] < palm[1],
+    )
+
+
+def format_seeds_table(summary: dict[str, Any]) -> str:
+    """Table II over seeds: mean ± SD across seeds beside the paper, then how often each ordering holds."""
+
+    def cell(v: dict[str, float | None]) -> str:
+        mean, sd = v["mean"], v["sd"]
+        if mean is None:
+            return f"{'—':>15}"
+        return f"{mean:7.3f} ± {sd:5.3f}" if sd is not None else f"{mean:7.3f}        "
+
+    n = summary["seeds"]
+    seeds = summary["seed_values"]
+    lines = [
+        f"Face temperature error vs truth (°C): simulated rig, {summary['seconds']:g} s, "
+        f"{n} seeds ({seeds[0]}–{seeds[-1]}); mean ± SD across seeds",
+        f"{'':10} {'this run':>33}   {'Yoshikawa et al. Table II':>26}",
+        f"{'reference':10} {'MAE':>15} {'SD':>17}   {'MAE':>13} {'SD':>12}",
+    ]
+    for row in ROWS:
+        paper = PAPER_TABLE_II[row]
+        lines.append(
+            f"{row.capitalize():10} {cell(summary[row]['mae_c'])}   {cell(summary[row]['sd_c'])}   "
+            f"{_cell(paper[0] if paper else None):>13} {_cell(paper[1] if paper else None):>12}"
+        )
+    names = {
+        "fused_beats_both": "fused MAE below palm's and wrist's",
+        "palm_best_mae": "palm has the lowest MAE (paper)",
+        "wrist_best_sd": "wrist has the lowest SD (paper)",
+    }
+    for key, text in names.items():
+        share = summary["orderings"][key]
+        held = "—" if share is None else f"{round(share * n)} of {n} seeds"
+        lines.append(f"  {text:38} {held}")
+    return "\n".join(lines)
+
+
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser("thermal", help="Table II (offset correction) on the simulated rig")
     parser.add_argument("--seconds", type=float, default=600.0, help="rig time to simulate (default 600)")
-    parser.add_argument("--seed", type=int, default=1, help="the rig's seed (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="the rig's seed (default 1); with --seeds, the first")
+    parser.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="run N seeds from --seed: mean ± SD of each figure"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -181,9 +284,27 @@ def run(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         print("vitaledge eval thermal: error: --seconds must be positive", file=sys.stderr)
         return 2
-    ev = evaluate(args.seconds, args.seed, progress=None if args.json else sys.stderr)
+    if args.seeds is not None:
+        return _run_seeds(args)
+    # The `\r` progress line only on a terminal: a redirected stderr would keep every redraw.
+    ev = evaluate(args.seconds, args.seed, progress=sys.stderr if sys.stderr.isatty() and not args.json else None)
     if args.json:
         print(json.dumps(ev.as_dict()))
     else:
         print(format_table(ev))
+    return 0
+
+
+def _run_seeds(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        print("vitaledge eval thermal: error: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    progress = sys.stderr if sys.stderr.isatty() and not args.json else None
+    runs = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        if progress is not None:
+            print(f"seed {seed}:", file=progress)
+        runs.append(evaluate(args.seconds, seed, progress=progress))
+    summary = summarise_seeds(runs)
+    print(json.dumps(summary) if args.json else format_seeds_table(summary))
     return 0

@@ -1,0 +1,81 @@
+"""``vitaledge demo`` as a new user meets it: what reached the broker, and where the overlay is."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from edge.cli import main
+from tests.mosquitto import MosquittoBroker
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_demo_without_a_broker_counts_nothing_as_published(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"mqtt://127.0.0.1:{_closed_port()}"
+    assert main(["demo", "--fast", "--seconds", "3", "--mqtt", url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["records"] >= 2
+    assert (summary["published"], summary["queued"]) == (0, summary["records"])
+    assert summary["broker_unreachable"] is True
+
+
+def test_demo_summary_says_the_broker_was_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"mqtt://127.0.0.1:{_closed_port()}"
+    assert main(["demo", "--fast", "--seconds", "3", "--mqtt", url]) == 0
+    out = capsys.readouterr().out
+    assert "published (acknowledged)   0\n" in out
+    assert f"the broker at {url} was unreachable" in out
+
+
+def test_demo_with_a_broker_counts_every_record_published(
+    mosquitto: MosquittoBroker, topic_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["demo", "--fast", "--seconds", "3", "--mqtt", mosquitto.url, "--device-id", topic_prefix, "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["records"] >= 2
+    assert (summary["published"], summary["queued"], summary["broker_unreachable"]) == (summary["records"], 0, False)
+
+
+@pytest.fixture
+def _restore_library_log_levels() -> Iterator[None]:
+    names = ("transitions", "amqtt", "aiohttp.access")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("_restore_library_log_levels")
+def test_library_chatter_is_quiet_unless_verbose(caplog: pytest.LogCaptureFixture) -> None:
+    def library_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name.split(".")[0] in ("transitions", "amqtt")]
+
+    caplog.set_level(logging.DEBUG)  # the root lets everything through: only the libraries' own levels decide
+    for name in ("transitions", "amqtt"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    assert main(["demo", "--fast", "--seconds", "2", "--json"]) == 0
+    assert [r for r in library_lines() if r.levelno < logging.WARNING] == []
+    caplog.clear()
+    assert main(["--verbose", "demo", "--fast", "--seconds", "2", "--json"]) == 0
+    assert any(r.levelno < logging.WARNING for r in library_lines())  # --verbose shows them
+
+
+def test_demo_header_names_the_overlay_it_serves(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.web.overlay")
+    assert main(["demo", "--fast", "--seconds", "2", "--overlay-port", "0", "--json"]) == 0
+    served = [r.args[0] for r in caplog.records if r.name == "edge.web.overlay" and r.msg == "overlay: %s"]
+    assert len(served) == 1 and isinstance(served[0], str) and not served[0].endswith(":0/")
+    header = capsys.readouterr().err.splitlines()[0]
+    assert header.startswith(f"vitaledge demo — overlay {served[0]} "), header
