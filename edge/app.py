@@ -162,8 +162,7 @@ async def run_app(
         The final counters.
     """
     from edge.publish.broker import EmbeddedBroker
-    from edge.publish.mqtt import MqttSink
-    from edge.publish.sinks import build_sinks
+    from edge.publish.sinks import build_dispatcher
 
     stop = stop or asyncio.Event()
     stats = stats or AppStats()
@@ -172,13 +171,11 @@ async def run_app(
         mqtt_url = cfg.mqtt.url
         if mqtt_url is None:
             mqtt_url = (await stack.enter_async_context(EmbeddedBroker())).url
-        sinks = [*build_sinks(cfg, stats, mqtt_url=mqtt_url), *extra_sinks]
-        # A restarted app continues the sequence its outbox remembers, so subscribers see no reset.
-        first_seq = next((sink.next_seq for sink in sinks if isinstance(sink, MqttSink)), 0)
-        fusion = build_fusion(cfg, first_seq=first_seq)
-        for sink in sinks:
+        dispatcher = build_dispatcher(cfg, stats, mqtt_url=mqtt_url, extra_sinks=extra_sinks)
+        fusion = build_fusion(cfg)
+        for sink in dispatcher.sinks:
             await stack.enter_async_context(sink)
-        pipeline = _Pipeline(fusion, Dispatcher(sinks), stats)
+        pipeline = _Pipeline(fusion, dispatcher, stats)
         dispatch_task = asyncio.create_task(pipeline.dispatch_records(), name="dispatch")
         try:
             async with asyncio.TaskGroup() as group:

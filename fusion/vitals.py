@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from fusion.face import Box
 
-__all__ = ["HeartRateReading", "ThermalReading", "VitalsRecord"]
+__all__ = ["UNNUMBERED", "HeartRateReading", "ThermalReading", "VitalsRecord"]
+
+UNNUMBERED = -1  # a record's seq until the publishing side numbers it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,13 +47,14 @@ class VitalsRecord:
     """One published record (1 Hz): heart rate, face temperature raw and corrected, and how."""
 
     device_id: str
-    seq: int  # per device, from 0, no gaps
     t_mono: int  # monotonic ns of the window end it describes
     t_wall: float  # unix seconds of the same instant
     heart_rate: HeartRateReading
     thermal: ThermalReading
+    # Per device, from 0, no gaps: numbered by the publishing side (edge.publish.dispatch) before any sink
+    # sees the record; fusion leaves it UNNUMBERED.
+    seq: int = UNNUMBERED
 
     @property
     def flags(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.heart_rate.flags) | set(self.thermal.flags)))
-
