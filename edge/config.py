@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fusion.errors import ConfigError
+from fusion.offset import PAPER_PALM, PAPER_WRIST
 from fusion.samples import PlanckConstants
 
 __all__ = [
@@ -258,8 +259,8 @@ class RegressionConfig(Strict):
 
 class ThermalConfig(Strict):
     reference: Literal["palm", "wrist", "fused"] = "fused"
-    palm: RegressionConfig = RegressionConfig(a=-1.4485, b=1.0103)  # Yoshikawa et al., palm
-    wrist: RegressionConfig = RegressionConfig(a=15.6850, b=0.5418)  # Yoshikawa et al. (+a: fusion/offset.py)
+    palm: RegressionConfig = RegressionConfig(a=PAPER_PALM.a, b=PAPER_PALM.b)  # Yoshikawa et al., palm
+    wrist: RegressionConfig = RegressionConfig(a=PAPER_WRIST.a, b=PAPER_WRIST.b)  # Yoshikawa et al., wrist
     wristband_window_s: float = Field(default=60.0, gt=0.0, description="wristband mean window (paper: 60 s)")
     pair_tolerance_ms: float = Field(default=60.0, gt=0.0, description="thermal/visible pairing tolerance")
 
