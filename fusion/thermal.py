@@ -6,7 +6,7 @@ over time), ``fusion.regions`` (face, palm, wrist on the thermal grid) and ``fus
 
     visible = frame.visible or the paired webcam frame   (the sled's own camera is preferred)
     transform = registrar.update(visible, celsius, t)      (last good one kept)
-    face box = detector(visible) → thermal pixels;  face = box ∩ hotter k-means cluster
+    face box = detector(visible) → thermal pixels;  face = box ∩ hotter Otsu class
     skin model learned from the face's skin (last good one kept); palm = skin blob by the band
     wrist = wristband hue → box → top 10 %;  wristband mean over the window ending at t
     offset = corrector(palm, wrist);  corrected face = face + offset

@@ -9,7 +9,14 @@ import pytest
 
 from fusion.face import Box
 from fusion.offset import OffsetCorrector
-from fusion.regions import face_region, learn_skin_model, palm_region, wristband_mask, wristband_region
+from fusion.regions import (
+    face_region,
+    learn_skin_model,
+    otsu_split,
+    palm_region,
+    wristband_mask,
+    wristband_region,
+)
 
 H, W = 60, 80
 LIT_SKIN = np.array([140.0, 180.0, 225.0])  # G 180, S 96
@@ -70,6 +77,33 @@ def test_face_mask_is_the_hot_cluster_inside_the_box() -> None:
     assert face.pixels == int((FACE & in_box).sum())
     assert face.mean_c == pytest.approx(34.5, abs=0.02)
     assert face.spread_c < 0.1
+
+
+def test_otsu_split_is_the_exact_two_class_optimum() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        wall, skin = rng.normal(28.0, 1.5, rng.integers(2, 60)), rng.normal(34.5, 0.4, rng.integers(2, 60))
+        values = np.round(np.concatenate([wall, skin]), 1)  # ties, as a quantised camera gives
+        split = otsu_split(values)
+        assert split is not None
+        threshold, cold_mean, hot_mean = split
+        cold, hot = values[values <= threshold], values[values > threshold]
+        assert (cold_mean, hot_mean) == pytest.approx((cold.mean(), hot.mean()))
+        sse = ((cold - cold.mean()) ** 2).sum() + ((hot - hot.mean()) ** 2).sum()
+        brute = min(  # every cut between distinct values: none leaves less within-class scatter
+            ((values[values <= t] - values[values <= t].mean()) ** 2).sum()
+            + ((values[values > t] - values[values > t].mean()) ** 2).sum()
+            for t in np.unique(values)[:-1]
+        )
+        assert sse == pytest.approx(brute, rel=1e-9, abs=1e-9)
+    assert otsu_split(np.full(9, 33.0)) is None
+    assert otsu_split(np.array([30.0, 30.0, 36.0])) == (30.0, 30.0, 36.0)
+
+
+def test_face_of_one_temperature_is_all_of_it_without_contrast() -> None:
+    celsius = np.full((H, W), 34.0, np.float32)
+    face = face_region(celsius, Box(10.0, 10.0, 8.0, 8.0))
+    assert face is not None and face.pixels == 64 and face.flags == ("no_contrast",)
 
 
 def test_face_without_contrast_is_flagged_and_tiny_box_gives_none() -> None:
