@@ -5,6 +5,7 @@ Environment variables override the file: ``VITALEDGE_MQTT__QOS=2`` sets ``mqtt.q
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -42,6 +43,7 @@ __all__ = [
     "VideoFileSourceConfig",
     "VitalEdgeConfig",
     "WebcamConfig",
+    "add_config_option",
     "config_path",
     "load_config",
 ]
@@ -388,6 +390,16 @@ def _format_error(where: str, exc: ValidationError) -> str:
 
 
 DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--config`` option every command that reads the configuration takes (see ``config_path``)."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
+    )
 
 
 def config_path(arg: Path | None) -> Path | None:

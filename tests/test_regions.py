@@ -10,6 +10,8 @@ import pytest
 from fusion.face import Box
 from fusion.offset import OffsetCorrector
 from fusion.regions import (
+    RegionMeasurement,
+    SkinModel,
     face_region,
     learn_skin_model,
     otsu_split,
@@ -166,7 +168,10 @@ def test_hue_window_wraps_around_red() -> None:
     assert wristband_mask(red, hue_range=(0, 5))[:, :2].all() and not wristband_mask(red, (0, 5))[:, 2:].any()
 
 
-def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
+def _regions_of_scene() -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.uint8], RegionMeasurement, SkinModel, RegionMeasurement, RegionMeasurement
+]:
+    """The scene and its regions as a frame would find them: face, skin model, wristband, palm by the band."""
     celsius, vis = _scene()
     face = face_region(celsius, Box(11.0, 8.0, 23.0, 30.0))
     assert face is not None
@@ -174,7 +179,13 @@ def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
     band = wristband_region(celsius, vis)
     assert model is not None and band is not None
     palm = palm_region(celsius, vis, model, exclude=face.box, near=band.box)
-    assert palm is not None and palm.ok
+    assert palm is not None
+    return celsius, vis, face, model, band, palm
+
+
+def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
+    celsius, vis, face, model, _, palm = _regions_of_scene()
+    assert palm.ok
     assert palm.mask.sum() > 0 and not (palm.mask & ~HAND).any()  # inside the drawn hand
     eroded = cv2.erode(HAND.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))) > 0
     assert palm.pixels >= 0.9 * eroded.sum()
@@ -189,13 +200,7 @@ def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
 
 
 def test_region_measurements_feed_the_offset_corrector() -> None:
-    celsius, vis = _scene()
-    face = face_region(celsius, Box(11.0, 8.0, 23.0, 30.0))
-    assert face is not None
-    model = learn_skin_model(vis, face.mask)
-    band = wristband_region(celsius, vis)
-    assert model is not None and band is not None
-    palm = palm_region(celsius, vis, model, exclude=face.box, near=band.box)
+    _, _, _, _, band, palm = _regions_of_scene()
     est = OffsetCorrector("palm").update(0, wristband_c=33.0, palm=palm, wrist=band)
     assert est is not None and est.offset_c == pytest.approx(31.8914 - 33.0, abs=0.03)
 
