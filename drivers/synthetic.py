@@ -38,7 +38,6 @@ from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 __all__ = ["Physiology", "SimulatedRig", "ThermalCameraErrors"]
 
 _NS = 1_000_000_000
-
 _PTT_HAND_S = 0.08  # the pulse reaches the palm this much later than the face
 _E4_STEP_C = 0.02  # E4 temperature resolution
 _STREAM_ORDER = ("wristband", "thermal", "webcam")  # tie-break at equal times
