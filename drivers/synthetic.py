@@ -18,7 +18,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Self
+from typing import Self, TypedDict
 
 import numpy as np
 
@@ -41,6 +41,15 @@ _NS = 1_000_000_000
 _PTT_HAND_S = 0.08  # the pulse reaches the palm this much later than the face
 _E4_STEP_C = 0.02  # E4 temperature resolution
 _STREAM_ORDER = ("wristband", "thermal", "webcam")  # tie-break at equal times
+
+
+class _Stamp(TypedDict):
+    """The fields every sample type has, in one place for the three streams."""
+
+    t_mono: int
+    t_wall: float
+    source: str
+    seq: int
 
 
 class SimulatedRig:
@@ -195,11 +204,11 @@ class _RigRun:
 
     # samples ---------------------------------------------------------------------------------------
 
-    def _stamp(self, stream: str, t_ns: int) -> tuple[int, float, int]:
-        """(t_mono, t_wall, seq) of the next sample of ``stream``."""
+    def _stamp(self, stream: str, t_ns: int) -> _Stamp:
+        """The fields every sample has (times, source, seq) for the next sample of ``stream``."""
         seq = self.seq[stream]
         self.seq[stream] = seq + 1
-        return self.t0_mono_ns + t_ns, self.t0_wall + t_ns / _NS, seq
+        return _Stamp(t_mono=self.t0_mono_ns + t_ns, t_wall=self.t0_wall + t_ns / _NS, source=self.rig.name, seq=seq)
 
     def webcam(self, t_ns: int) -> VisibleFrame:
         t_s = t_ns / _NS
@@ -208,12 +217,8 @@ class _RigRun:
         world = self.scene.visible_world(head_xy, hand_xy, face, hand)
         image = self.scene.webcam(world, self._gain(t_s), self.webcam_rng)
         image.flags.writeable = False
-        t_mono, t_wall, seq = self._stamp("webcam", t_ns)
         return VisibleFrame(
-            t_mono=t_mono,
-            t_wall=t_wall,
-            source=self.rig.name,
-            seq=seq,
+            **self._stamp("webcam", t_ns),
             image=image,
             meta={"true_hr_bpm": bpm, "head_shift_px": head_xy},
         )
@@ -269,12 +274,8 @@ class _RigRun:
             "fpa_c": err.fpa_c,
             "true_ambient_c": tt.ambient_c,
         }
-        t_mono, t_wall, seq = self._stamp("thermal", t_ns)
         return ThermalFrame(
-            t_mono=t_mono,
-            t_wall=t_wall,
-            source=self.rig.name,
-            seq=seq,
+            **self._stamp("thermal", t_ns),
             celsius=celsius,
             visible=visible,
             ffc=err.ffc,
@@ -289,12 +290,8 @@ class _RigRun:
             self.band_second = second
             noisy = x + self.band_bias_c + 0.02 * float(self.band_rng.standard_normal())
             self.band_value_c = round(round((noisy - 0.01) / _E4_STEP_C) * _E4_STEP_C + 0.01, 2)
-        t_mono, t_wall, seq = self._stamp("wristband", t_ns)
         return SkinTemperature(
-            t_mono=t_mono,
-            t_wall=t_wall,
-            source=self.rig.name,
-            seq=seq,
+            **self._stamp("wristband", t_ns),
             celsius=self.band_value_c,
             site="wrist",
             device="synthetic-e4",

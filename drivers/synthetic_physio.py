@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusion.offset import PAPER_PALM, PAPER_WRIST
+
 __all__ = [
     "CameraErrorState",
     "HeartRateTrack",
@@ -38,10 +40,6 @@ __all__ = [
     "ppg_waveform",
 ]
 
-# Paper regressions (Yoshikawa et al.): reference site temperature from the wristband reading x.
-PALM_A, PALM_B = -1.4485, 1.0103
-# The wrist intercept is positive: with the issue's −15.685 a 33 °C wristband would mean a 2 °C wrist.
-WRIST_A, WRIST_B = 15.6850, 0.5418
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,8 +212,8 @@ class SkinTruth:
         x = self._band.at(t_s)
         return TemperatureTruth(
             face_c=self._face.at(t_s),
-            palm_c=PALM_A + PALM_B * x + self._palm_r.at(t_s),
-            wrist_c=WRIST_A + WRIST_B * x + self._wrist_r.at(t_s),
+            palm_c=PAPER_PALM.estimate(x) + self._palm_r.at(t_s),  # the paper regressions (Yoshikawa et al.)
+            wrist_c=PAPER_WRIST.estimate(x) + self._wrist_r.at(t_s),
             wristband_skin_c=x,
             ambient_c=self._room.at(t_s),
         )

@@ -34,7 +34,7 @@ from edge.config import (
 )
 from edge.fusion_worker import FusionWorker
 from edge.looplag import watching_loop_lag
-from edge.publish.dispatch import Dispatcher, Sink
+from edge.publish.dispatch import Sink
 from edge.retry import Backoff
 from edge.stats import AppStats
 from fusion.errors import DecodeError, SourceUnavailableError
@@ -142,8 +142,7 @@ async def run_app(
         The final counters.
     """
     from edge.publish.broker import EmbeddedBroker
-    from edge.publish.mqtt import MqttSink
-    from edge.publish.sinks import build_sinks
+    from edge.publish.sinks import build_dispatcher
 
     stop = stop or asyncio.Event()
     stats = stats or AppStats()
@@ -152,14 +151,12 @@ async def run_app(
         mqtt_url = cfg.mqtt.url
         if mqtt_url is None:
             mqtt_url = (await stack.enter_async_context(EmbeddedBroker())).url
-        sinks = [*build_sinks(cfg, stats, mqtt_url=mqtt_url), *extra_sinks]
-        # A restarted app continues the sequence its outbox remembers, so subscribers see no reset.
-        first_seq = next((sink.next_seq for sink in sinks if isinstance(sink, MqttSink)), 0)
-        fusion = build_fusion(cfg, first_seq=first_seq)
-        for sink in sinks:
+        dispatcher = build_dispatcher(cfg, stats, mqtt_url=mqtt_url, extra_sinks=extra_sinks)
+        fusion = build_fusion(cfg)
+        for sink in dispatcher.sinks:
             await stack.enter_async_context(sink)
         pipeline = FusionWorker(
-            fusion, Dispatcher(sinks), stats, live_sources=[c.name for c in cfg.sources if _is_live(c)]
+            fusion, dispatcher, stats, live_sources=[c.name for c in cfg.sources if _is_live(c)]
         )
         await stack.enter_async_context(watching_loop_lag(stats.event_loop_lag))
         # Leaving the worker's block fuses what was accepted and sends every record before the sinks close.

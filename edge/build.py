@@ -143,19 +143,17 @@ def build_backoff(cfg: SourceConfig) -> Backoff:
     return Backoff()
 
 
-def build_fusion(cfg: VitalEdgeConfig, *, first_seq: int = 0) -> FusionLoop:
+def build_fusion(cfg: VitalEdgeConfig) -> FusionLoop:
     """The fusion loop with its heart-rate and thermal pipelines, as configured.
 
     Args:
         cfg: the validated configuration.
-        first_seq: ``seq`` of the first record (the outbox remembers where the last run stopped).
     """
     return FusionLoop(
         device_id=cfg.device_id,
         heart_rate=build_heart_rate_pipeline(cfg.heart_rate, WEBCAM_FPS_HZ),
         thermal=build_thermal_pipeline(cfg.thermal, build_face_detector(cfg.heart_rate)),
         pair_tolerance_ns=int(cfg.thermal.pair_tolerance_ms * 1e6),
-        first_seq=first_seq,
     )
 
 

@@ -5,6 +5,7 @@ Environment variables override the file: ``VITALEDGE_MQTT__QOS=2`` sets ``mqtt.q
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from fusion.errors import ConfigError
+from fusion.offset import PAPER_PALM, PAPER_WRIST
 from fusion.samples import PlanckConstants
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "VideoFileSourceConfig",
     "VitalEdgeConfig",
     "WebcamConfig",
+    "add_config_option",
     "config_path",
     "load_config",
 ]
@@ -268,8 +271,8 @@ class RegressionConfig(Strict):
 
 class ThermalConfig(Strict):
     reference: Literal["palm", "wrist", "fused"] = "fused"
-    palm: RegressionConfig = RegressionConfig(a=-1.4485, b=1.0103)  # Yoshikawa et al., palm
-    wrist: RegressionConfig = RegressionConfig(a=15.6850, b=0.5418)  # Yoshikawa et al. (+a: fusion/offset.py)
+    palm: RegressionConfig = RegressionConfig(a=PAPER_PALM.a, b=PAPER_PALM.b)  # Yoshikawa et al., palm
+    wrist: RegressionConfig = RegressionConfig(a=PAPER_WRIST.a, b=PAPER_WRIST.b)  # Yoshikawa et al., wrist
     wristband_window_s: float = Field(default=60.0, gt=0.0, description="wristband mean window (paper: 60 s)")
     pair_tolerance_ms: float = Field(default=60.0, gt=0.0, description="thermal/visible pairing tolerance")
 
@@ -447,6 +450,16 @@ def _format_error(where: str, exc: ValidationError) -> str:
 
 
 DEFAULT_CONFIG = Path("/etc/vitaledge/vitaledge.yaml")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--config`` option every command that reads the configuration takes (see ``config_path``)."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
+    )
 
 
 def config_path(arg: Path | None) -> Path | None:

@@ -53,7 +53,6 @@ class FusionLoop:
         thermal: the thermal pipeline (thermal frames, wristband readings).
         pair_tolerance_ns: thermal↔webcam pairing tolerance.
         period_ns: record period (1 s).
-        first_seq: ``seq`` of the first record (a restarted app continues its sequence).
     """
 
     def __init__(
@@ -64,7 +63,6 @@ class FusionLoop:
         thermal: ThermalPath,
         pair_tolerance_ns: int = 60_000_000,
         period_ns: int = _NS_PER_S,
-        first_seq: int = 0,
     ) -> None:
         self.device_id = device_id
         self._heart_rate = heart_rate
@@ -72,7 +70,6 @@ class FusionLoop:
         self._pairer = FramePairer(pair_tolerance_ns)
         self._period_ns = period_ns
         self._next_record_ns: int | None = None
-        self._seq = first_seq
         self.rejected: collections.Counter[str] = collections.Counter()  # bad samples, by kind
 
     @property
@@ -116,13 +113,11 @@ class FusionLoop:
             records.append(
                 VitalsRecord(
                     device_id=self.device_id,
-                    seq=self._seq,
                     t_mono=end_ns,
                     t_wall=t_wall - (t_mono - end_ns) / _NS_PER_S,
                     heart_rate=self._heart_rate.reading(),
                     thermal=self._thermal.reading(),
                 )
             )
-            self._seq += 1
             self._next_record_ns += self._period_ns
         return records

@@ -204,7 +204,44 @@ class OverlapAdd:
         return done
 
 
-class PosEstimator:
+class _WindowedEstimator:
+    """What POS and CHROM share: mean RGB resampled to ``fs_hz``, the last ``n`` samples as a window, and the
+    windows each method makes from them overlap-added (every ``hop`` samples) into the pulse history."""
+
+    name: str
+
+    def __init__(self, fs_hz: float, history_s: float, n: int, hop: int) -> None:
+        self.fs_hz = fs_hz
+        self._n, self._hop = n, hop
+        self._resampler = UniformResampler(fs_hz)
+        self._history = PulseHistory(fs_hz, history_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._resampler.reset()
+        self._history.clear()
+        self._rgb: collections.deque[npt.NDArray[np.float64]] = collections.deque(maxlen=self._n)
+        self._times: collections.deque[int] = collections.deque(maxlen=self._n)
+        self._ola = OverlapAdd(self._n, self._hop)
+
+    def push(self, crop_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
+        for t, rgb in self._resampler.push(mean_rgb(crop_bgr), t_mono):
+            self._rgb.append(rgb)
+            self._times.append(t)
+            window = self._window(rgb)
+            if window is not None:
+                for t_done, v in self._ola.add(window, list(self._times)):
+                    self._history.add(v, t_done)
+
+    def _window(self, rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """Take the newest sample (already in ``_rgb``); return a finished window when one is due."""
+        raise NotImplementedError
+
+    def pulse(self) -> Pulse | None:
+        return self._history.pulse(self.fs_hz)
+
+
+class PosEstimator(_WindowedEstimator):
     """Plane-Orthogonal-to-Skin (Wang et al. 2017): windows of 1.6 s, hop one sample.
 
     Args:
@@ -215,29 +252,10 @@ class PosEstimator:
     name = "pos"
 
     def __init__(self, fs_hz: float, history_s: float = 20.0) -> None:
-        self.fs_hz = fs_hz
-        self._n = max(2, round(WINDOW_S * fs_hz))
-        self._resampler = UniformResampler(fs_hz)
-        self._history = PulseHistory(fs_hz, history_s)
-        self.reset()
+        super().__init__(fs_hz, history_s, max(2, round(WINDOW_S * fs_hz)), 1)
 
-    def reset(self) -> None:
-        self._resampler.reset()
-        self._history.clear()
-        self._rgb: collections.deque[npt.NDArray[np.float64]] = collections.deque(maxlen=self._n)
-        self._times: collections.deque[int] = collections.deque(maxlen=self._n)
-        self._ola = OverlapAdd(self._n, 1)
-
-    def push(self, crop_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
-        for t, rgb in self._resampler.push(mean_rgb(crop_bgr), t_mono):
-            self._rgb.append(rgb)
-            self._times.append(t)
-            if len(self._rgb) == self._n:
-                for t_done, v in self._ola.add(_pos_window(np.array(self._rgb)), list(self._times)):
-                    self._history.add(v, t_done)
-
-    def pulse(self) -> Pulse | None:
-        return self._history.pulse(self.fs_hz)
+    def _window(self, rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        return _pos_window(np.array(self._rgb)) if len(self._rgb) == self._n else None
 
 
 _POS_P = np.array([[0.0, 1.0, -1.0], [-2.0, 1.0, 1.0]])
@@ -251,7 +269,7 @@ def _pos_window(rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return h - h.mean()  # type: ignore[no-any-return]
 
 
-class ChromEstimator:
+class ChromEstimator(_WindowedEstimator):
     """Chrominance-based (de Haan & Jeanne 2013): windows of 1.6 s, Hann-weighted, 50 % overlap.
 
     The chrominance signals are band-passed to 40–180 bpm by a causal Butterworth filter (streaming;
@@ -267,42 +285,28 @@ class ChromEstimator:
     def __init__(self, fs_hz: float, history_s: float = 20.0) -> None:
         if fs_hz <= 2 * BAND_HZ[1]:
             raise ValueError(f"fs_hz {fs_hz} is too low for a {BAND_HZ[1] * 60:.0f} bpm band edge")
-        self.fs_hz = fs_hz
         n = max(4, round(WINDOW_S * fs_hz))
-        self._n = n + (n % 2)  # even, so a 50 % hop tiles exactly
-        self._hann = sps.get_window("hann", self._n)  # periodic: sums to 1 at 50 % overlap
+        n += n % 2  # even, so a 50 % hop tiles exactly
+        self._hann = sps.get_window("hann", n)  # periodic: sums to 1 at 50 % overlap
         self._sos = sps.butter(3, BAND_HZ, btype="bandpass", fs=fs_hz, output="sos")
-        self._resampler = UniformResampler(fs_hz)
-        self._history = PulseHistory(fs_hz, history_s)
-        self.reset()
+        super().__init__(fs_hz, history_s, n, n // 2)
 
     def reset(self) -> None:
-        self._resampler.reset()
-        self._history.clear()
-        self._rgb: collections.deque[npt.NDArray[np.float64]] = collections.deque(maxlen=self._n)
+        super().reset()
         self._xy: collections.deque[npt.NDArray[np.float64]] = collections.deque(maxlen=self._n)
-        self._times: collections.deque[int] = collections.deque(maxlen=self._n)
         self._zi: npt.NDArray[np.float64] | None = None
         self._since = 0
-        self._ola = OverlapAdd(self._n, self._n // 2)
 
-    def push(self, crop_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
-        for t, rgb in self._resampler.push(mean_rgb(crop_bgr), t_mono):
-            self._rgb.append(rgb)
-            self._times.append(t)
-            r, g, b = rgb / (np.mean(self._rgb, axis=0) + _EPS)  # normalised by the window's mean
-            xy = np.array([[3 * r - 2 * g], [1.5 * r + g - 1.5 * b]])
-            if self._zi is None:  # start in steady state at the first value: no step transient
-                self._zi = sps.sosfilt_zi(self._sos)[:, None, :] * xy[None, :, :]
-            filtered, self._zi = sps.sosfilt(self._sos, xy, axis=1, zi=self._zi)
-            self._xy.append(filtered[:, 0])
-            self._since += 1
-            if len(self._xy) == self._n and self._since >= self._n // 2:
-                self._since = 0
-                xf, yf = np.array(self._xy).T
-                s = (xf - (xf.std() / (yf.std() + _EPS)) * yf) * self._hann
-                for t_done, v in self._ola.add(s, list(self._times)):
-                    self._history.add(v, t_done)
-
-    def pulse(self) -> Pulse | None:
-        return self._history.pulse(self.fs_hz)
+    def _window(self, rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        r, g, b = rgb / (np.mean(self._rgb, axis=0) + _EPS)  # normalised by the window's mean
+        xy = np.array([[3 * r - 2 * g], [1.5 * r + g - 1.5 * b]])
+        if self._zi is None:  # start in steady state at the first value: no step transient
+            self._zi = sps.sosfilt_zi(self._sos)[:, None, :] * xy[None, :, :]
+        filtered, self._zi = sps.sosfilt(self._sos, xy, axis=1, zi=self._zi)
+        self._xy.append(filtered[:, 0])
+        self._since += 1
+        if len(self._xy) < self._n or self._since < self._n // 2:
+            return None
+        self._since = 0
+        xf, yf = np.array(self._xy).T
+        return (xf - (xf.std() / (yf.std() + _EPS)) * yf) * self._hann  # type: ignore[no-any-return]

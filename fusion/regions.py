@@ -4,8 +4,8 @@ Every function works on one grid, the thermal one: ``celsius`` (H×W °C) and, f
 image already resampled onto it (``Transform.warp_visible`` in ``fusion.registration``). Each returns a
 ``RegionMeasurement`` or None when the region has too few pixels to measure.
 
-- Face: the detector's box (thermal pixels) ∩ the hotter of two k-means++ clusters of its temperatures, so
-  hair, glasses and background inside the box drop out.
+- Face: the detector's box (thermal pixels) ∩ the hotter class of Otsu's two-class split of its temperatures,
+  so hair, glasses and background inside the box drop out.
 - Palm: skin pixels by Tan et al.'s colour model, learned from the face's skin: a smoothed 2-D histogram of
   (green of RGB, saturation of HSV); skin = within 3 σ of its centre. The hand is the skin blob outside the
   face next to the wristband; its temperature is the mean over that blob, eroded one pixel so pixels
@@ -39,6 +39,7 @@ __all__ = [
     "SkinModel",
     "face_region",
     "learn_skin_model",
+    "otsu_split",
     "palm_region",
     "wristband_mask",
     "wristband_region",
@@ -78,16 +79,42 @@ def _measure(celsius: npt.NDArray[np.floating], mask: _Mask, box: Box, flags: tu
                              ok=not flags, mask=mask, box=box, flags=flags)
 
 
+def otsu_split(values: npt.NDArray[np.floating]) -> tuple[float, float, float] | None:
+    """Otsu's two-class split of a 1-D sample, exact: the threshold maximising the between-class variance.
+
+    Every cut between two distinct sorted values is tried, so the result is the global optimum of the
+    2-means objective (the within-class sum of squares), deterministic and free of any seeding or binning.
+
+    Args:
+        values: the sample (finite).
+
+    Returns:
+        ``(threshold, cold_mean, hot_mean)`` with the cold class ``values <= threshold``, or None when the
+        sample has fewer than two distinct values (nothing to split).
+    """
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    n = v.size
+    cuts = np.flatnonzero(v[1:] > v[:-1])  # cut after index i: cold = v[:i + 1]
+    if cuts.size == 0:
+        return None
+    csum = np.cumsum(v)
+    cold_n = cuts + 1.0
+    cold_mean = csum[cuts] / cold_n
+    hot_mean = (csum[-1] - csum[cuts]) / (n - cold_n)
+    best = int(np.argmax(cold_n * (n - cold_n) * (hot_mean - cold_mean) ** 2))
+    return float(v[cuts[best]]), float(cold_mean[best]), float(hot_mean[best])
+
+
 def face_region(
     celsius: npt.NDArray[np.floating], box: Box, *, min_pixels: int = 12, min_separation_c: float = 1.0
 ) -> RegionMeasurement | None:
-    """Face temperature: the detector box ∩ the hotter k-means++ (k = 2) cluster of its temperatures.
+    """Face temperature: the detector box ∩ the hotter class of Otsu's split of its temperatures (``otsu_split``).
 
     Args:
         celsius: thermal image (H×W °C).
         box: face box in thermal pixels.
         min_pixels: fewer face pixels than this → None.
-        min_separation_c: cluster centres closer than this → ``ok`` False (flag ``"no_contrast"``): the
+        min_separation_c: class means closer than this → ``ok`` False (flag ``"no_contrast"``): the
             box holds no clear face/background split, so the "hotter half" is arbitrary.
     """
     _check_grid(celsius)
@@ -97,20 +124,17 @@ def face_region(
     finite = np.isfinite(crop)
     if int(finite.sum()) < max(min_pixels, 2):
         return None
-    data = crop[finite].astype(np.float32).reshape(-1, 1)
-    # kmeans++ seeding draws from OpenCV's RNG: seed it so a replay is bit-identical.
-    cv2.setRNGSeed(0)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-3)
-    best_labels = np.zeros((data.shape[0], 1), np.int32)
-    _, labels, centres = cv2.kmeans(data, 2, best_labels, criteria, 3, cv2.KMEANS_PP_CENTERS)
-    hot = int(np.argmax(centres[:, 0]))
-    hot_in_crop = np.zeros(crop.shape, dtype=bool)
-    hot_in_crop[finite] = labels.ravel() == hot
+    split = otsu_split(crop[finite])
+    if split is None:  # one temperature throughout: all of it, and no contrast
+        hot_in_crop, separation = finite, 0.0
+    else:
+        threshold, cold_mean, hot_mean = split
+        hot_in_crop = finite & (crop.astype(np.float64) > threshold)
+        separation = hot_mean - cold_mean
     mask = np.zeros((h, w), dtype=bool)
     mask[y0:y1, x0:x1] = hot_in_crop
     if int(mask.sum()) < min_pixels:
         return None
-    separation = float(abs(centres[0, 0] - centres[1, 0]))
     return _measure(celsius, mask, box, () if separation >= min_separation_c else ("no_contrast",))
 
 

@@ -6,7 +6,7 @@ over time), ``fusion.regions`` (face, palm, wrist on the thermal grid) and ``fus
 
     visible = frame.visible or the paired webcam frame   (the sled's own camera is preferred)
     transform = registrar.update(visible, celsius, t)      (last good one kept)
-    face box = detector(visible) → thermal pixels;  face = box ∩ hotter k-means cluster
+    face box = detector(visible) → thermal pixels;  face = box ∩ hotter Otsu class
     skin model learned from the face's skin (last good one kept); palm = skin blob by the band
     wrist = wristband hue → box → top 10 %;  wristband mean over the window ending at t
     offset = corrector(palm, wrist);  corrected face = face + offset
@@ -17,7 +17,7 @@ Shutter (FFC) frames are not measured and restart the fused filter. Time is ``t_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -36,6 +36,18 @@ from fusion.regions import (
 from fusion.registration import DEFAULT_FOV_RATIOS, SLED_FOV_RATIOS, Registrar, Transform
 from fusion.samples import ThermalFrame
 from fusion.vitals import ThermalReading
+
+# Before the first frame, or a frame without a measurement (shutter, no registration yet): no numbers at all.
+_NOTHING_MEASURED = ThermalReading(
+    face_raw_c=None,
+    face_corrected_c=None,
+    offset_c=None,
+    reference=None,
+    reference_measured_c=None,
+    reference_estimated_c=None,
+    wristband_c=None,
+    registration_ncc=None,
+)
 
 __all__ = [
     "PAPER_PALM_RESIDUAL_SD_C",
@@ -182,17 +194,7 @@ class ThermalPipeline:
             wrist_residual_sd_c=wrist_residual_sd_c,
         )
         self._band = WristbandWindow(wristband_window_s)
-        self._reading = ThermalReading(
-            face_raw_c=None,
-            face_corrected_c=None,
-            offset_c=None,
-            reference=None,
-            reference_measured_c=None,
-            reference_estimated_c=None,
-            wristband_c=None,
-            registration_ncc=None,
-            flags=("warming_up",),
-        )
+        self._reading = replace(_NOTHING_MEASURED, flags=("warming_up",))
         self.frames = 0  # thermal frames pushed
         self.measured = 0  # frames that gave a corrected face temperature
 
@@ -238,17 +240,8 @@ class ThermalPipeline:
             self.measured += 1
 
     def _blank(self, band_c: float | None, est: OffsetEstimate | None, flags: tuple[str, ...]) -> ThermalReading:
-        return ThermalReading(
-            face_raw_c=None,
-            face_corrected_c=None,
-            offset_c=est.offset_c if est else None,
-            reference=est.reference if est else None,
-            reference_measured_c=None,
-            reference_estimated_c=None,
-            wristband_c=band_c,
-            registration_ncc=None,
-            flags=flags,
-        )
+        offset_c, reference = (est.offset_c, est.reference) if est else (None, None)
+        return replace(_NOTHING_MEASURED, offset_c=offset_c, reference=reference, wristband_c=band_c, flags=flags)
 
     def _read(
         self, m: FrameMeasurement, est: OffsetEstimate | None, band_c: float | None, flags: tuple[str, ...]

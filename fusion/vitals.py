@@ -1,16 +1,15 @@
-"""What the fusion loop produces: per-path readings and the 1 Hz VitalsRecord (schema 1)."""
+"""What the fusion loop produces: per-path readings and the 1 Hz VitalsRecord (its wire form: edge/publish/wire.py)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fusion.face import Box
 
-__all__ = ["SCHEMA_VERSION", "HeartRateReading", "ThermalReading", "VitalsRecord"]
+__all__ = ["UNNUMBERED", "HeartRateReading", "ThermalReading", "VitalsRecord"]
 
-SCHEMA_VERSION = 1
+UNNUMBERED = -1  # a record's seq until the publishing side numbers it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,52 +42,19 @@ class ThermalReading:
     flags: tuple[str, ...] = ()  # "ffc", "no_face", "no_reference", "no_wristband", ...
 
 
-def _num(value: float | None, ndigits: int) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(float(value), ndigits)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VitalsRecord:
     """One published record (1 Hz): heart rate, face temperature raw and corrected, and how."""
 
     device_id: str
-    seq: int  # per device, from 0, no gaps
     t_mono: int  # monotonic ns of the window end it describes
     t_wall: float  # unix seconds of the same instant
     heart_rate: HeartRateReading
     thermal: ThermalReading
+    # Per device, from 0, no gaps: numbered by the publishing side (edge.publish.dispatch) before any sink
+    # sees the record; fusion leaves it UNNUMBERED.
+    seq: int = UNNUMBERED
 
     @property
     def flags(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.heart_rate.flags) | set(self.thermal.flags)))
-
-    def to_json_dict(self) -> dict[str, object]:
-        """The wire form (see tests/schema/vitals.schema.json); NaN/inf become null."""
-        hr, th = self.heart_rate, self.thermal
-        return {
-            "schema": SCHEMA_VERSION,
-            "device_id": self.device_id,
-            "seq": self.seq,
-            "t_wall": round(self.t_wall, 3),
-            "t_mono_ns": self.t_mono,
-            "heart_rate": {
-                "bpm": _num(hr.bpm, 1),
-                "confidence": _num(hr.confidence, 3) or 0.0,
-                "method": hr.method,
-                "face_box": hr.face_box.as_list() if hr.face_box else None,
-            },
-            "temperature": {
-                "face_raw_c": _num(th.face_raw_c, 2),
-                "face_corrected_c": _num(th.face_corrected_c, 2),
-                "offset_c": _num(th.offset_c, 3),
-                "reference": th.reference,
-                "reference_measured_c": _num(th.reference_measured_c, 2),
-                "reference_estimated_c": _num(th.reference_estimated_c, 2),
-                "wristband_c": _num(th.wristband_c, 2),
-                "registration_ncc": _num(th.registration_ncc, 3),
-                "quality": {k: _num(v, 3) for k, v in sorted(th.quality.items())},
-            },
-            "flags": list(self.flags),
-        }

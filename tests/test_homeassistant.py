@@ -24,6 +24,7 @@ from edge.config import MqttConfig
 from edge.publish.homeassistant import discovery_message
 from edge.publish.mqtt import MqttSink
 from edge.publish.outbox import Outbox
+from edge.publish.wire import json_dict_from_record
 from tests.mosquitto import MosquittoBroker
 from tests.test_mqtt_outage import make_record
 
@@ -108,7 +109,7 @@ def test_sensors_as_the_issue_asks() -> None:
 
 
 def test_templates_point_into_the_record_json() -> None:
-    record = make_record("kitchen-1", 3).to_json_dict()
+    record = json_dict_from_record(make_record("kitchen-1", 3))
     components = payload_for("kitchen-1")["components"]
     assert isinstance(components, dict)
     for name, component in components.items():

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from edge.config import MqttConfig
 from edge.publish.mqtt import MqttSink, broker_address
 from edge.publish.outbox import Outbox
+from edge.publish.wire import json_dict_from_record
 from fusion.errors import ConfigError
 from fusion.vitals import ThermalReading, VitalsRecord
 from tests.mosquitto import MosquittoBroker, free_port
@@ -69,7 +70,7 @@ async def test_records_an_earlier_run_left_are_history_however_young(
     path = tmp_path / "o.sqlite"
     earlier = Outbox(path)
     for seq in range(3):  # accepted a moment ago by a run that died before the broker acknowledged them
-        earlier.put(seq, json.dumps(make_record(topic_prefix, seq).to_json_dict()).encode())
+        earlier.put(seq, json.dumps(json_dict_from_record(make_record(topic_prefix, seq))).encode())
     earlier.close()
     sink = MqttSink(MqttConfig(), url=mosquitto.url, device_id=topic_prefix, outbox=Outbox(path), stale_s=60.0)
     assert sink.next_seq == 3, "the next run continues the sequence"

@@ -9,7 +9,16 @@ import pytest
 
 from fusion.face import Box
 from fusion.offset import OffsetCorrector
-from fusion.regions import face_region, learn_skin_model, palm_region, wristband_mask, wristband_region
+from fusion.regions import (
+    RegionMeasurement,
+    SkinModel,
+    face_region,
+    learn_skin_model,
+    otsu_split,
+    palm_region,
+    wristband_mask,
+    wristband_region,
+)
 
 H, W = 60, 80
 LIT_SKIN = np.array([140.0, 180.0, 225.0])  # G 180, S 96
@@ -72,6 +81,33 @@ def test_face_mask_is_the_hot_cluster_inside_the_box() -> None:
     assert face.spread_c < 0.1
 
 
+def test_otsu_split_is_the_exact_two_class_optimum() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        wall, skin = rng.normal(28.0, 1.5, rng.integers(2, 60)), rng.normal(34.5, 0.4, rng.integers(2, 60))
+        values = np.round(np.concatenate([wall, skin]), 1)  # ties, as a quantised camera gives
+        split = otsu_split(values)
+        assert split is not None
+        threshold, cold_mean, hot_mean = split
+        cold, hot = values[values <= threshold], values[values > threshold]
+        assert (cold_mean, hot_mean) == pytest.approx((cold.mean(), hot.mean()))
+        sse = ((cold - cold.mean()) ** 2).sum() + ((hot - hot.mean()) ** 2).sum()
+        brute = min(  # every cut between distinct values: none leaves less within-class scatter
+            ((values[values <= t] - values[values <= t].mean()) ** 2).sum()
+            + ((values[values > t] - values[values > t].mean()) ** 2).sum()
+            for t in np.unique(values)[:-1]
+        )
+        assert sse == pytest.approx(brute, rel=1e-9, abs=1e-9)
+    assert otsu_split(np.full(9, 33.0)) is None
+    assert otsu_split(np.array([30.0, 30.0, 36.0])) == (30.0, 30.0, 36.0)
+
+
+def test_face_of_one_temperature_is_all_of_it_without_contrast() -> None:
+    celsius = np.full((H, W), 34.0, np.float32)
+    face = face_region(celsius, Box(10.0, 10.0, 8.0, 8.0))
+    assert face is not None and face.pixels == 64 and face.flags == ("no_contrast",)
+
+
 def test_face_without_contrast_is_flagged_and_tiny_box_gives_none() -> None:
     celsius, _ = _scene()
     inner = face_region(celsius, Box(18.0, 18.0, 8.0, 10.0))  # entirely inside the face: noise split
@@ -132,7 +168,10 @@ def test_hue_window_wraps_around_red() -> None:
     assert wristband_mask(red, hue_range=(0, 5))[:, :2].all() and not wristband_mask(red, (0, 5))[:, 2:].any()
 
 
-def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
+def _regions_of_scene() -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.uint8], RegionMeasurement, SkinModel, RegionMeasurement, RegionMeasurement
+]:
+    """The scene and its regions as a frame would find them: face, skin model, wristband, palm by the band."""
     celsius, vis = _scene()
     face = face_region(celsius, Box(11.0, 8.0, 23.0, 30.0))
     assert face is not None
@@ -140,7 +179,13 @@ def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
     band = wristband_region(celsius, vis)
     assert model is not None and band is not None
     palm = palm_region(celsius, vis, model, exclude=face.box, near=band.box)
-    assert palm is not None and palm.ok
+    assert palm is not None
+    return celsius, vis, face, model, band, palm
+
+
+def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
+    celsius, vis, face, model, _, palm = _regions_of_scene()
+    assert palm.ok
     assert palm.mask.sum() > 0 and not (palm.mask & ~HAND).any()  # inside the drawn hand
     eroded = cv2.erode(HAND.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))) > 0
     assert palm.pixels >= 0.9 * eroded.sum()
@@ -155,13 +200,7 @@ def test_palm_is_the_hand_blob_by_the_band_not_the_forearm_or_face() -> None:
 
 
 def test_region_measurements_feed_the_offset_corrector() -> None:
-    celsius, vis = _scene()
-    face = face_region(celsius, Box(11.0, 8.0, 23.0, 30.0))
-    assert face is not None
-    model = learn_skin_model(vis, face.mask)
-    band = wristband_region(celsius, vis)
-    assert model is not None and band is not None
-    palm = palm_region(celsius, vis, model, exclude=face.box, near=band.box)
+    _, _, _, _, band, palm = _regions_of_scene()
     est = OffsetCorrector("palm").update(0, wristband_c=33.0, palm=palm, wrist=band)
     assert est is not None and est.offset_c == pytest.approx(31.8914 - 33.0, abs=0.03)
 

@@ -13,7 +13,8 @@ import pytest
 from scipy import signal
 
 from drivers.synthetic import Physiology, SimulatedRig
-from drivers.synthetic_physio import PALM_A, PALM_B, WRIST_A, WRIST_B, SkinTruth
+from drivers.synthetic_physio import SkinTruth
+from fusion.offset import PAPER_PALM, PAPER_WRIST
 from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from models.face_detectors import HaarFaceDetector
 
@@ -143,8 +144,8 @@ def test_wristband_is_e4_like_and_follows_the_papers_regressions() -> None:
         truth = SkinTruth(np.random.default_rng(seed), Physiology())
         rows = [truth.at(t) for t in np.arange(0.0, 600.0, 1.0)]
         x = np.array([r.wristband_skin_c for r in rows])
-        palm = np.array([r.palm_c for r in rows]) - (PALM_A + PALM_B * x)
-        wrist = np.array([r.wrist_c for r in rows]) - (WRIST_A + WRIST_B * x)
+        palm = np.array([r.palm_c for r in rows]) - PAPER_PALM.estimate(x)
+        wrist = np.array([r.wrist_c for r in rows]) - PAPER_WRIST.estimate(x)
         palm_mae.append(np.mean(np.abs(palm)))
         wrist_mae.append(np.mean(np.abs(wrist)))
         palm_sd.append(np.std(palm))

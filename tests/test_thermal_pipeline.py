@@ -12,6 +12,7 @@ import pytest
 from drivers.synthetic import SimulatedRig
 from edge.build import build_thermal_pipeline
 from edge.config import ThermalConfig
+from fusion.offset import PAPER_PALM, PAPER_WRIST
 from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 from fusion.thermal import ThermalPipeline
 from fusion.vitals import ThermalReading
@@ -86,8 +87,8 @@ def test_single_reference_modes_follow_the_papers_equations(
         assert r.offset_c == pytest.approx(r.reference_estimated_c - r.reference_measured_c, abs=1e-9)
         assert r.face_corrected_c == pytest.approx(r.face_raw_c + r.offset_c, abs=1e-9)
         assert r.wristband_c is not None
-        a, b = (-1.4485, 1.0103) if mode == "palm" else (15.6850, 0.5418)
-        assert r.reference_estimated_c == pytest.approx(a + b * r.wristband_c, abs=1e-9)
+        paper = PAPER_PALM if mode == "palm" else PAPER_WRIST
+        assert r.reference_estimated_c == pytest.approx(paper.estimate(r.wristband_c), abs=1e-9)
         true_ref = _truth(frame, f"true_{mode}_c")
         assert abs(r.reference_measured_c - (true_ref + _truth(frame, "offset_error_c"))) < 1.2
     assert measured > 60

@@ -1,18 +1,9 @@
 """``vitaledge bench``: speed and memory figures, one module per target, listed explicitly."""
 
-from __future__ import annotations
-
-import argparse
-import importlib
-from typing import Any
+from edge.cli.targets import target_command
 
 __all__ = ["add_parser"]
 
-_TARGET_MODULES: tuple[str, ...] = ("edge.evaluation.bench_flirone", "edge.evaluation.bench_rppg")
-
-
-def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("bench", help="measure speed and memory")
-    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
-    for module_name in _TARGET_MODULES:
-        importlib.import_module(module_name).add_parser(targets)
+add_parser = target_command(
+    "bench", "measure speed and memory", ("edge.evaluation.bench_flirone", "edge.evaluation.bench_rppg")
+)

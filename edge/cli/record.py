@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge.config import DEFAULT_CONFIG
+from edge.config import add_config_option
 
 __all__ = ["add_parser", "record", "run"]
 
@@ -29,12 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="session folder to create (must not hold a session)")
     parser.add_argument("--seconds", type=float, required=True, help="stop after this long (or when all sources end)")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
-    )
+    add_config_option(parser)
     parser.add_argument("--png", action="store_true", help="store video as PNG frames instead of FFV1")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)

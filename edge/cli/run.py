@@ -6,10 +6,9 @@ import argparse
 import asyncio
 import logging
 import signal
-from pathlib import Path
 from typing import Any
 
-from edge.config import DEFAULT_CONFIG
+from edge.config import add_config_option
 
 __all__ = ["add_parser", "run"]
 
@@ -18,12 +17,7 @@ _log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser("run", help="run the service on the configured devices")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"YAML configuration (default: $VITALEDGE_CONFIG, else {DEFAULT_CONFIG} if it exists)",
-    )
+    add_config_option(parser)
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     parser.add_argument(
         "--window", action="store_true", help="also show the annotated webcam frame in a window (needs a display)"

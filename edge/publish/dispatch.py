@@ -1,7 +1,8 @@
-"""Fan-out from the fusion loop to sinks (MQTT, overlay, metrics); the dispatcher only routes."""
+"""Fan-out from the fusion loop to sinks (MQTT, overlay, metrics); the dispatcher numbers records and routes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Protocol, Self
 
@@ -32,13 +33,23 @@ class Sink(Protocol):
 
 
 class Dispatcher:
-    """Routes every record and sample to every sink; a failing sink is logged, never fatal to the others."""
+    """Numbers every record and routes it, and every sample, to every sink; a failing sink is logged, never
+    fatal to the others.
 
-    def __init__(self, sinks: list[Sink]) -> None:
+    Args:
+        sinks: the sinks, in start order.
+        first_seq: ``seq`` of the first record (the outbox's next, so a restarted app continues its sequence).
+    """
+
+    def __init__(self, sinks: list[Sink], *, first_seq: int = 0) -> None:
         self.sinks = sinks
         self.errors = 0
+        self.next_seq = first_seq
 
     async def send(self, record: VitalsRecord) -> None:
+        """Stamp the next ``seq`` on the record (gapless, one per record) and hand it to every sink."""
+        record = dataclasses.replace(record, seq=self.next_seq)
+        self.next_seq += 1
         for sink in self.sinks:
             try:
                 await sink.send(record)

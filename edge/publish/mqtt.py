@@ -30,6 +30,7 @@ import aiomqtt
 from edge.config import MqttConfig
 from edge.publish.homeassistant import Discovery
 from edge.publish.outbox import Outbox
+from edge.publish.wire import payload_from_record
 from edge.retry import Backoff
 from fusion.errors import ConfigError, PublishError
 from fusion.samples import Sample
@@ -168,8 +169,7 @@ class MqttSink:
 
     async def send(self, record: VitalsRecord) -> None:
         """Store the record in the outbox (committed) and wake the publisher; never waits on the network."""
-        payload = json.dumps(record.to_json_dict(), separators=(",", ":"), allow_nan=False).encode()
-        self.outbox.put(record.seq, payload)
+        self.outbox.put(record.seq, payload_from_record(record))
         self._wake.set()
 
     def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:

@@ -1,17 +1,18 @@
-"""Build the configured sinks, in start order (the app stops them in reverse)."""
+"""Build the configured sinks, in start order (the app stops them in reverse), behind one dispatcher."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from edge.config import VitalEdgeConfig
-from edge.publish.dispatch import Sink
+from edge.publish.dispatch import Dispatcher, Sink
 from edge.publish.homeassistant import discovery_message
 from edge.publish.mqtt import MqttSink
 from edge.publish.outbox import Outbox, default_outbox_path
 from edge.stats import AppStats
 
-__all__ = ["build_mqtt_sink", "build_sinks"]
+__all__ = ["build_dispatcher", "build_mqtt_sink"]
 
 
 def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
@@ -55,16 +56,20 @@ def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
     )
 
 
-def build_sinks(cfg: VitalEdgeConfig, stats: AppStats, *, mqtt_url: str) -> list[Sink]:
-    """Every sink the configuration asks for: MQTT first, then the overlay/metrics server and systemd.
+def build_dispatcher(
+    cfg: VitalEdgeConfig, stats: AppStats, *, mqtt_url: str, extra_sinks: Sequence[Sink] = ()
+) -> Dispatcher:
+    """Every sink the configuration asks for (MQTT first, then the overlay/metrics server and systemd), numbering
+    records where the outbox left off, so a restarted app continues its predecessor's sequence.
 
     Args:
         cfg: the validated configuration.
         stats: the app's counters (metrics and the watchdog read them).
         mqtt_url: the broker to use.
+        extra_sinks: sinks after the configured ones (the demo's summary, tests).
 
     Returns:
-        Sinks, not yet started.
+        The dispatcher; its sinks are not yet started.
     """
     mqtt = build_mqtt_sink(cfg, mqtt_url=mqtt_url)
     sinks: list[Sink] = [mqtt]
@@ -84,4 +89,4 @@ def build_sinks(cfg: VitalEdgeConfig, stats: AppStats, *, mqtt_url: str) -> list
         from edge.service import ServiceSink
 
         sinks.append(ServiceSink(cfg.service, outbox_depth=lambda: mqtt.outbox.depth))
-    return sinks
+    return Dispatcher([*sinks, *extra_sinks], first_seq=mqtt.next_seq)

@@ -19,6 +19,7 @@ import numpy as np
 from aiohttp import web
 
 from edge.config import OverlayConfig
+from edge.publish.wire import json_dict_from_record
 from edge.ratelimit import RateLimitedLog
 from edge.web.draw import annotate_visible, encode_jpeg, false_colour
 from edge.web.metrics import CONTENT_TYPE, Metrics
@@ -105,7 +106,7 @@ class Overlay:
 
     async def send(self, record: VitalsRecord) -> None:
         """Keep the latest record and the chart's history (no I/O)."""
-        self._record = record.to_json_dict()
+        self._record = json_dict_from_record(record)
         hr, temp = record.heart_rate.bpm, record.thermal.face_corrected_c
         self._history.append((record.t_wall, _finite(hr), _finite(temp)))
         while self._history and self._history[0][0] < record.t_wall - self._cfg.chart_s:
