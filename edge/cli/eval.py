@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["add_parser"]
 
-_TARGET_MODULES: tuple[str, ...] = ("edge.evaluation.rppg", "edge.evaluation.thermal")
+_TARGET_MODULES: tuple[str, ...] = ("edge.evaluation.rppg", "edge.evaluation.thermal", "edge.evaluation.masks")
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
