@@ -192,7 +192,7 @@ def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
 
 
 def build_heart_rate_pipeline(
-    cfg: HeartRateConfig, fs_hz: float, *, detector: FaceDetector | None = None
+    cfg: HeartRateConfig, fs_hz: float, *, detector: FaceDetector | None = None, record_pulse: bool = False
 ) -> HeartRatePipeline:
     """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second.
 
@@ -200,6 +200,7 @@ def build_heart_rate_pipeline(
         cfg: the heart-rate configuration.
         fs_hz: the nominal frame rate.
         detector: replaces the configured face detector (e.g. a ``FullFrameDetector`` for skin patches).
+        record_pulse: keep the pulse fed to the heart-rate estimator (``pulse_segments``; evaluation).
     """
     return HeartRatePipeline(
         detector=detector if detector is not None else build_face_detector(cfg),
@@ -207,6 +208,7 @@ def build_heart_rate_pipeline(
         fs_hz=fs_hz,
         window_s=cfg.window_s,
         step_s=cfg.step_s,
+        record_pulse=record_pulse,
     )
 
 
