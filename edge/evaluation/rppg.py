@@ -289,6 +289,8 @@ def skin_patch_summary(method: str, subjects: list[tuple[str, float, list[ClipRu
     est: list[float] = []
     ref: list[float] = []
     for name, reference, clips in subjects:
+        if len({c.fs_hz for c in clips}) > 1:
+            raise EvalDataError(f"{name}: its clips' rates differ ({sorted({c.fs_hz for c in clips})} Hz)")
         bpm = fused_spectral_peak([x for c in clips for x in c.pulse_signals()], clips[0].fs_hz)
         if math.isfinite(bpm):
             est.append(bpm)
