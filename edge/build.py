@@ -30,7 +30,8 @@ from fusion.errors import ConfigError
 from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
 from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
-from fusion.pulse_onnx import InferenceSession, OnnxPulseEstimator
+from fusion.pulse_onnx import InferenceSession
+from fusion.pulse_stream import onnx_pulse_estimator
 from fusion.rppg import HeartRatePipeline
 from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
@@ -191,19 +192,29 @@ def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
             assert cfg.model is not None  # the config validator requires it
             session = _open_session(cfg.model, "heart_rate.model")
             try:
-                return OnnxPulseEstimator(session, fs_hz=fs_hz, history_s=history_s)
+                return onnx_pulse_estimator(session, fs_hz=fs_hz, history_s=history_s)
             except ValueError as exc:
                 raise ConfigError(f"heart_rate.model: {cfg.model}: {exc}") from exc
 
 
-def build_heart_rate_pipeline(cfg: HeartRateConfig, fs_hz: float) -> HeartRatePipeline:
-    """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second."""
+def build_heart_rate_pipeline(
+    cfg: HeartRateConfig, fs_hz: float, *, detector: FaceDetector | None = None, record_pulse: bool = False
+) -> HeartRatePipeline:
+    """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second.
+
+    Args:
+        cfg: the heart-rate configuration.
+        fs_hz: the nominal frame rate.
+        detector: replaces the configured face detector (e.g. a ``FullFrameDetector`` for skin patches).
+        record_pulse: keep the pulse fed to the heart-rate estimator (``pulse_segments``; evaluation).
+    """
     return HeartRatePipeline(
-        detector=build_face_detector(cfg),
+        detector=detector if detector is not None else build_face_detector(cfg),
         estimator=build_pulse_estimator(cfg, fs_hz),
         fs_hz=fs_hz,
         window_s=cfg.window_s,
         step_s=cfg.step_s,
+        record_pulse=record_pulse,
     )
 
 

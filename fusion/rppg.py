@@ -40,6 +40,9 @@ class HeartRatePipeline:
         window_s: PSD window of the heart-rate estimate.
         step_s: time between heart-rate estimates.
         detect_every: detector period in frames; None: about every ``DETECT_INTERVAL_S``.
+        record_pulse: keep every pulse sample fed to the heart-rate estimator in ``pulse_segments``
+            (one list of ``(t_mono, value)`` per stretch of tracking), for evaluation: the signal the
+            published rates came from, without stitching it again.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class HeartRatePipeline:
         window_s: float = 10.0,
         step_s: float = 1.0,
         detect_every: int | None = None,
+        record_pulse: bool = False,
     ) -> None:
         if not fs_hz > 0:
             raise ValueError(f"fs_hz must be positive, got {fs_hz}")
@@ -64,6 +68,9 @@ class HeartRatePipeline:
         self._tracking = False
         self._last_t: int | None = None
         self.frames = 0
+        self.record_pulse = record_pulse
+        self.pulse_segments: list[list[tuple[int, float]]] = []
+        self._new_segment = True
         self.rejected: collections.Counter[str] = collections.Counter()  # frames not used, by reason
 
     def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
@@ -123,6 +130,7 @@ class HeartRatePipeline:
             self.estimator.reset()
             self._hr.reset()
             self._consumed = 0
+            self._new_segment = True
         self._tracking = False
         self._box = None
 
@@ -133,6 +141,12 @@ class HeartRatePipeline:
         new = min(pulse.count - self._consumed, len(pulse.signal))
         n = len(pulse.signal)
         step_ns = _NS_PER_S / pulse.fs_hz
+        if self.record_pulse and self._new_segment:
+            self.pulse_segments.append([])
+            self._new_segment = False
         for i in range(n - new, n):
-            self._hr.push(float(pulse.signal[i]), pulse.t_end - round((n - 1 - i) * step_ns))
+            t, v = pulse.t_end - round((n - 1 - i) * step_ns), float(pulse.signal[i])
+            self._hr.push(v, t)
+            if self.record_pulse:
+                self.pulse_segments[-1].append((t, v))
         self._consumed = pulse.count

@@ -86,3 +86,16 @@ def test_reset_forgets_the_window_but_keeps_the_session_median() -> None:
     r = est.result()
     assert r is not None and r.raw_bpm == pytest.approx(120, abs=0.5)
     assert 60 <= r.median_bpm <= 120  # median over the whole session: both segments count
+
+
+def test_fused_peak_weighs_signals_by_shape_not_scale() -> None:
+    from fusion.heartrate import fused_spectral_peak
+
+    fs, rng = 15.0, np.random.default_rng(4)
+    t = np.arange(0, 30, 1 / fs)
+    clear = np.sin(2 * np.pi * 1.2 * t) + 0.3 * rng.normal(size=t.size)  # 72 bpm
+    # A huge-scale signal with its power spread over the band must not outvote two clear ones.
+    loud_noise = 1e4 * rng.normal(size=t.size)
+    also_clear = 1e-3 * (np.sin(2 * np.pi * 1.2 * t[:200]) + 0.3 * rng.normal(size=200))
+    assert fused_spectral_peak([clear, loud_noise, also_clear], fs) == pytest.approx(72.0, abs=1.0)
+    assert np.isnan(fused_spectral_peak([np.zeros(10)], fs))
