@@ -41,7 +41,7 @@ __all__ = [
     "build_face_detector",
     "build_fusion",
     "build_heart_rate_pipeline",
-    "build_pulse_estimator",
+    "build_pulse_estimators",
     "build_source",
     "build_thermal_pipeline",
 ]
@@ -176,8 +176,9 @@ def build_face_detector(cfg: HeartRateConfig) -> FaceDetector:
         raise ConfigError(f"heart_rate.face_detector: {cfg.face_detector}: {exc}") from exc
 
 
-def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
-    """The configured pulse estimator at ``fs_hz``; for ``onnx`` the model file is opened here.
+def build_pulse_estimators(cfg: HeartRateConfig, fs_hz: float) -> list[PulseEstimator]:
+    """The configured pulse estimators at ``fs_hz`` (``fused``: POS, CHROM and the model when set);
+    ONNX model files are opened here.
 
     Raises:
         ConfigError: the model cannot be opened or its metadata is incomplete.
@@ -185,16 +186,28 @@ def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
     history_s = cfg.window_s + 2 * cfg.step_s
     match cfg.method:
         case "pos":
-            return PosEstimator(fs_hz, history_s=history_s)
+            return [PosEstimator(fs_hz, history_s=history_s)]
         case "chrom":
-            return ChromEstimator(fs_hz, history_s=history_s)
+            return [ChromEstimator(fs_hz, history_s=history_s)]
         case "onnx":
             assert cfg.model is not None  # the config validator requires it
-            session = _open_session(cfg.model, "heart_rate.model")
-            try:
-                return onnx_pulse_estimator(session, fs_hz=fs_hz, history_s=history_s)
-            except ValueError as exc:
-                raise ConfigError(f"heart_rate.model: {cfg.model}: {exc}") from exc
+            return [_onnx_estimator(cfg.model, fs_hz, history_s)]
+        case "fused":
+            estimators: list[PulseEstimator] = [
+                PosEstimator(fs_hz, history_s=history_s),
+                ChromEstimator(fs_hz, history_s=history_s),
+            ]
+            if cfg.model is not None:
+                estimators.append(_onnx_estimator(cfg.model, fs_hz, history_s))
+            return estimators
+
+
+def _onnx_estimator(model: Path, fs_hz: float, history_s: float) -> PulseEstimator:
+    session = _open_session(model, "heart_rate.model")
+    try:
+        return onnx_pulse_estimator(session, fs_hz=fs_hz, history_s=history_s)
+    except ValueError as exc:
+        raise ConfigError(f"heart_rate.model: {model}: {exc}") from exc
 
 
 def build_heart_rate_pipeline(
@@ -210,11 +223,12 @@ def build_heart_rate_pipeline(
     """
     return HeartRatePipeline(
         detector=detector if detector is not None else build_face_detector(cfg),
-        estimator=build_pulse_estimator(cfg, fs_hz),
+        estimators=build_pulse_estimators(cfg, fs_hz),
         fs_hz=fs_hz,
         window_s=cfg.window_s,
         step_s=cfg.step_s,
         record_pulse=record_pulse,
+        tracker=cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None,
     )
 
 

@@ -23,7 +23,7 @@ def test_ground_truth_is_read_and_timestamps_start_at_zero(shared_data: Path) ->
 def test_first_20_s_of_a_clip_gives_sane_windows(shared_data: Path) -> None:
     result = evaluate_clip(shared_data / "ubfc" / "subject12", HeartRateConfig(), max_s=20.0)
     assert result.frames == pytest.approx(20 * 29.03, abs=2)
-    assert 4 <= len(result.estimates_bpm) <= 8  # 20 s - 10 s window - ~3.2 s start-up, one per second
+    assert 2 <= len(result.estimates_bpm) <= 5  # 20 s - 10 s window - ~3.2 s start-up - 3 s look-ahead
     assert len(result.flagged) == len(result.raw_bpm) == len(result.estimates_bpm)
     assert all(40 <= b <= 180 for b in result.estimates_bpm + result.references_bpm)
     errors = np.abs(result.errors())
@@ -33,7 +33,7 @@ def test_first_20_s_of_a_clip_gives_sane_windows(shared_data: Path) -> None:
 
 def test_json_output_has_the_documented_keys(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = str(shared_data / "ubfc" / "subject12")
-    assert main(["eval", "rppg", clip, "--max-s", "15", "--json", "--method", "chrom"]) == 0
+    assert main(["eval", "rppg", clip, "--max-s", "18", "--json", "--method", "chrom"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"mae_bpm", "rmse_bpm", "pearson_r", "windows", "clips"} <= out.keys()
     assert out["method"] == "chrom" and out["windows"] >= 1
@@ -154,8 +154,10 @@ def test_replay_with_the_default_setting_reproduces_what_was_published(shared_da
     run = run_clip(shared_data / "ubfc" / "subject12" / "vid.mp4", cfg, name="s12", max_s=16.0)
     assert len(run.published) >= 2 and len(run.segments) == 1
     assert replay(run, HrSetting(), cfg.window_s, cfg.step_s) == run.published
-    smoother = replay(run, HrSetting(smooth_s=0.0), cfg.window_s, cfg.step_s)
-    assert [p.raw_bpm for p in smoother] == [p.raw_bpm for p in run.published]
+    # The median blend describes every window as it comes; the tracker the same windows a few later.
+    blend = replay(run, HrSetting(tracker=None, smooth_s=0.0), cfg.window_s, cfg.step_s)
+    assert [p.raw_bpm for p in blend][: len(run.published)] == [p.raw_bpm for p in run.published]
+    assert [p.end_s for p in blend][: len(run.published)] == [p.end_s for p in run.published]
 
 
 def test_plots_are_written_as_png(tmp_path: Path) -> None:
@@ -168,7 +170,7 @@ def test_plots_are_written_as_png(tmp_path: Path) -> None:
     ref = ReferencePpg(np.sin(2 * np.pi * 1.25 * t), t, fs)  # 75 bpm
     run = ClipRun(name="clip", fs_hz=fs, frames=len(t), video_s=30.0)
     run.published = [Published(float(s), 75.0 + (s % 3), 75.0, 0.1 * (s % 5), s % 5 == 0) for s in range(10, 30)]
-    run.segments = [(np.round(t * 1e9).astype(np.int64), np.sin(2 * np.pi * 1.25 * t))]
+    run.segments = [(np.round(t * 1e9).astype(np.int64), np.sin(2 * np.pi * 1.25 * t)[:, None])]
     files = write_plots(tmp_path / "plots", "ubfc", {"onnx:/m/me-rppg/model.onnx": [(run, ref)]}, HeartRateConfig())
     assert sorted(f.name for f in files) == ["bland_altman_onnx-me-rppg.png", "trace_onnx-me-rppg_clip.png"]
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000 for f in files)

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edge.build import build_heart_rate_pipeline, build_pulse_estimator
+from edge.build import build_heart_rate_pipeline, build_pulse_estimators
 from edge.config import HeartRateConfig
 from fusion.errors import ConfigError
 from fusion.face import Box
@@ -51,7 +51,7 @@ def _grey(v: int) -> np.ndarray:
 
 
 def test_states_start_at_zero_and_are_fed_back(tmp_path: Path) -> None:
-    est = build_pulse_estimator(HeartRateConfig(method="onnx", model=_stateful_model(tmp_path / "s.onnx")), FS)
+    est = build_pulse_estimators(HeartRateConfig(method="onnx", model=_stateful_model(tmp_path / "s.onnx")), FS)[0]
     assert isinstance(est, StreamingOnnxPulseEstimator)
     assert est.contract.frame_input == "img" and est.contract.interval_input == "dt"
     assert est.contract.state_inputs == ("s_acc", "s_clock")
@@ -66,7 +66,7 @@ def test_states_start_at_zero_and_are_fed_back(tmp_path: Path) -> None:
 
 
 def test_reset_zeroes_the_states(tmp_path: Path) -> None:
-    est = build_pulse_estimator(HeartRateConfig(method="onnx", model=_stateful_model(tmp_path / "s.onnx")), FS)
+    est = build_pulse_estimators(HeartRateConfig(method="onnx", model=_stateful_model(tmp_path / "s.onnx")), FS)[0]
     for i in range(3):
         est.push(_grey(255), round(i * NS / FS))
     est.reset()
@@ -125,7 +125,7 @@ def test_model_fitting_neither_contract_is_refused_with_the_reason(
 ) -> None:
     path = _stateful_model(tmp_path / "bad.onnx", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="neither contract") as info:
-        build_pulse_estimator(HeartRateConfig(method="onnx", model=path), FS)
+        build_pulse_estimators(HeartRateConfig(method="onnx", model=path), FS)[0]
     assert message in str(info.value)
 
 
@@ -138,7 +138,7 @@ def test_me_rppg_gives_a_finite_pulse_on_a_ubfc_clip(shared_data: Path) -> None:
     pipeline = build_heart_rate_pipeline(HeartRateConfig(method="onnx", model=model, window_s=4.0), fps)
     assert isinstance(pipeline.estimator, StreamingOnnxPulseEstimator)
     try:
-        for i in range(round(6 * fps)):
+        for i in range(round(9 * fps)):  # a 4 s window, start-up and 3 s of look-ahead
             ok, frame = cap.read()
             assert ok
             pipeline.push(frame, round(i * NS / fps))

@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--method",
         action="append",
         metavar="SPEC",
-        help="pos, chrom or onnx:PATH (repeat for several); default pos,chrom (and onnx with --model)",
+        help="fused, pos, chrom or onnx:PATH (repeat for several); default fused,pos,chrom (and onnx with --model)",
     )
     parser.add_argument("--methods", default=None, help="comma-separated method names (older form of --method)")
     parser.add_argument("--model", type=Path, help="ONNX pulse model for the onnx method")
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.methods:
         specs += args.methods.split(",")
     if not specs:
-        specs = ["pos", "chrom"] + (["onnx"] if args.model else [])
+        specs = ["fused", "pos", "chrom"] + (["onnx"] if args.model else [])
     results: dict[str, dict[str, float]] = {}
     context = multiprocessing.get_context("spawn")
     for spec in specs:

@@ -40,6 +40,7 @@ from edge.evaluation.rppg_data import (
 from fusion.errors import ConfigError
 from fusion.face import FullFrameDetector
 from fusion.heartrate import HeartRateEstimator, fused_spectral_peak
+from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.reference import ReferencePpg, smoothed_reference
 from fusion.rppg import LOW_CONFIDENCE
 
@@ -66,21 +67,31 @@ class HrSetting:
     """The heart-rate choices a fold may select, applied by replaying a clip's cached pulse.
 
     Attributes:
-        smooth_s: Hamming smoothing span of the heart-rate estimator.
+        tracker: the spectrogram tracker's settings; None: the median blend.
+        smooth_s: median blend only: Hamming smoothing span.
         low_confidence: confidence below which a reading is flagged.
     """
 
+    tracker: TrackerSettings | None = DEFAULT_TRACKER
     smooth_s: float = 5.0
     low_confidence: float = LOW_CONFIDENCE
 
     @property
     def name(self) -> str:
-        return f"smooth {self.smooth_s:g} s, flag < {self.low_confidence:g}"
+        how = (
+            f"tracker σ {self.tracker.sigma_bpm:g} bpm, look-ahead {self.tracker.lag_steps} windows"
+            if self.tracker is not None
+            else f"median blend, smooth {self.smooth_s:g} s"
+        )
+        return f"{how}, flag < {self.low_confidence:g}"
 
 
-# Written down before any fold was scored: the smoothing spans worth trying (none, about two beats
-# of change, the default, a slow one), at the live flag threshold.
-CANDIDATE_SETTINGS = (HrSetting(0.0), HrSetting(2.0), HrSetting(5.0), HrSetting(8.0))
+# Written down before any fold was scored: the tracker's step σ (a resting heart, a changing one, a
+# loose one) × look-ahead (causal, 3 s, 6 s), and the median blend of earlier versions as one more.
+CANDIDATE_SETTINGS = (
+    *(HrSetting(TrackerSettings(sigma, lag)) for sigma in (3.0, 6.0, 10.0) for lag in (0, 3, 6)),
+    HrSetting(None, smooth_s=5.0),
+)
 
 
 def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> list[Published]:
@@ -89,7 +100,15 @@ def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> 
     One estimator over the whole clip, reset between tracked stretches as the pipeline resets it (the
     session median survives); with the default setting this reproduces ``run.published``.
     """
-    est = HeartRateEstimator(run.fs_hz, window_s=window_s, step_s=step_s, smooth_s=setting.smooth_s)
+    channels = run.segments[0][1].shape[1] if run.segments else 1
+    est = HeartRateEstimator(
+        run.fs_hz,
+        window_s=window_s,
+        step_s=step_s,
+        smooth_s=setting.smooth_s,
+        channels=channels,
+        tracker=setting.tracker,
+    )
     out: list[Published] = []
     for k, (times, values) in enumerate(run.segments):
         if k:
@@ -319,7 +338,7 @@ def skin_patch_summary(method: str, subjects: list[tuple[str, float, list[ClipRu
 
 
 def parse_method(spec: str) -> tuple[str, HeartRateConfig]:
-    """``pos``, ``chrom`` or ``onnx:PATH`` as a display name and a heart-rate configuration.
+    """``fused``, ``pos``, ``chrom``, ``onnx:PATH`` or ``fused:PATH`` as a display name and a configuration.
 
     Raises:
         ConfigError: an unknown method or an onnx method without a model.
@@ -337,9 +356,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "dirs", nargs="+", type=Path, metavar="DIR", help="clip folders (ubfc) or one folder (skin-patches)"
     )
     parser.add_argument("--dataset", choices=("ubfc", "skin-patches"), default="ubfc")
-    parser.add_argument("--method", choices=("pos", "chrom", "onnx"), default="pos")
-    parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx)")
-    parser.add_argument("--compare", help="also run these methods on the same clips: pos,chrom,onnx:PATH")
+    parser.add_argument("--method", choices=("fused", "pos", "chrom", "onnx"), default="fused")
+    parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx; fused adds it to POS and CHROM)")
+    parser.add_argument("--compare", help="also run these methods on the same clips: pos,chrom,onnx:PATH,fused:PATH")
     parser.add_argument("--folds", choices=("leave-one-out",), help="choose settings on the other clips (ubfc)")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
@@ -384,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
     _check_clip_length(args.max_s, default_cfg)
-    default = args.method if args.model is None else f"onnx:{args.model}"
+    default = args.method if args.model is None else f"{args.method}:{args.model}"
     methods = [(default, default_cfg)]
     for spec in (args.compare or "").split(","):
         if spec.strip() and spec.strip() not in {m for m, _ in methods}:

@@ -75,7 +75,8 @@ class ClipRun:
         frames: frames decoded.
         video_s: video length used (s).
         published: the live pipeline's readings, one per window.
-        segments: the pulse fed to the heart-rate estimator, one ``(t_ns, values)`` per tracked stretch.
+        segments: the pulse fed to the heart-rate estimator, one ``(t_ns, values)`` per tracked stretch;
+            ``values`` is samples × estimators.
     """
 
     name: str
@@ -86,7 +87,8 @@ class ClipRun:
     segments: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(default_factory=list)
 
     def pulse_signals(self) -> list[npt.NDArray[np.float64]]:
-        return [v for _, v in self.segments]
+        """Every estimator's pulse of every tracked stretch (what a whole-clip rate fuses)."""
+        return [v[:, c] for _, v in self.segments for c in range(v.shape[1])]
 
 
 def run_clip(
@@ -152,7 +154,7 @@ def run_clip(
     run.frames = i
     run.video_s = i / fps
     run.segments = [
-        (np.array([t for t, _ in s], dtype=np.int64), np.array([v for _, v in s], dtype=np.float64))
+        (np.array([t for t, _ in s], dtype=np.int64), np.array([v for _, v in s], dtype=np.float64).reshape(len(s), -1))
         for s in pipeline.pulse_segments
         if s
     ]
