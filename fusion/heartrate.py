@@ -133,10 +133,8 @@ def peak_of_spectrum(
     k_cells = max(1, round(1.0 / max(float(in_lobe.mean()), 1e-6)))
     share_noise = min(0.99, sum(1.0 / j for j in range(1, k_cells + 1)) / k_cells)
     confidence = max(0.0, (share - share_noise) / (1.0 - share_noise))
-    if signal_p <= 0:  # a chosen bin with no power near it (the tracker held a path through silence)
-        snr_db = -math.inf
-    else:
-        snr_db = 10 * math.log10(signal_p / noise_p) if noise_p > 0 else math.inf
+    # A chosen bin with no power near it (the tracker held its path through silence) is no signal.
+    snr_db = -math.inf if signal_p <= 0 else 10 * math.log10(signal_p / noise_p) if noise_p > 0 else math.inf
     return SpectralPeak(bpm=f_peak * 60.0, confidence=min(1.0, confidence), snr_db=snr_db)
 
 
