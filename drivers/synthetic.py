@@ -117,7 +117,17 @@ class SimulatedRig:
         """Yield samples in ``t_mono`` order until ``duration_s`` of sample time has passed."""
         if not self._entered:
             raise RuntimeError(f"{self.name}: use 'async with' before iterating samples()")
-        it = self.stream(self.duration_s, t0_mono_ns=time.monotonic_ns(), t0_wall=time.time())
+        t0_mono_ns = time.monotonic_ns()
+        it: Iterator[Sample]
+        if self.realtime:
+            # A sample already too late is skipped before it is rendered, as a camera's frame is lost
+            # when nobody reads it in time: on a slow CPU the rig must not spend it rendering what it drops.
+            max_lag_ns = round(self._max_lag_s * _NS)
+            it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(
+                skip=lambda t_mono: time.monotonic_ns() - t_mono > max_lag_ns
+            )
+        else:
+            it = self.stream(self.duration_s, t0_mono_ns=t0_mono_ns, t0_wall=time.time())
         while self._entered:
             # Rendering runs off the event loop so a fast run never starves other tasks.
             sample = await asyncio.to_thread(next, it, None)
@@ -298,7 +308,8 @@ class _RigRun:
             meta={"true_skin_c": x},
         )
 
-    def run(self) -> Iterator[Sample]:
+    def run(self, skip: Callable[[int], bool] | None = None) -> Iterator[Sample]:
+        """The samples in time order; ``skip(t_mono)`` true leaves one out unrendered (counted in ``dropped``)."""
         rig = self.rig
         streams = [s for s in _STREAM_ORDER if rig._enabled[s]]
         index = dict.fromkeys(streams, 0)
@@ -317,4 +328,8 @@ class _RigRun:
             if self.end_ns is not None and t_ns >= self.end_ns:
                 return
             index[stream] += 1
+            if skip is not None and skip(self.t0_mono_ns + t_ns):
+                self.seq[stream] += 1  # a gap in seq is a drop
+                rig.dropped += 1
+                continue
             yield make[stream](t_ns)
