@@ -120,12 +120,14 @@ class SimulatedRig:
         t0_mono_ns = time.monotonic_ns()
         it: Iterator[Sample]
         if self.realtime:
-            # A sample already too late is skipped before it is rendered, as a camera's frame is lost
-            # when nobody reads it in time: on a slow CPU the rig must not spend it rendering what it drops.
+            # A sample already too late to be kept is skipped before it is rendered, so that on a slow CPU
+            # the rig does not spend its time rendering what it would drop.
             max_lag_ns = round(self._max_lag_s * _NS)
-            it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(
-                skip=lambda t_mono: time.monotonic_ns() - t_mono > max_lag_ns
-            )
+
+            def skip(stream: str, t_mono: int) -> bool:
+                return time.monotonic_ns() - t_mono > max_lag_ns
+
+            it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(skip=skip)
         else:
             it = self.stream(self.duration_s, t0_mono_ns=t0_mono_ns, t0_wall=time.time())
         while self._entered:
@@ -308,8 +310,8 @@ class _RigRun:
             meta={"true_skin_c": x},
         )
 
-    def run(self, skip: Callable[[int], bool] | None = None) -> Iterator[Sample]:
-        """The samples in time order; ``skip(t_mono)`` true leaves one out unrendered (counted in ``dropped``)."""
+    def run(self, skip: Callable[[str, int], bool] | None = None) -> Iterator[Sample]:
+        """The samples in time order; ``skip(stream, t_mono)`` true leaves one out unrendered (counted: ``dropped``)."""
         rig = self.rig
         streams = [s for s in _STREAM_ORDER if rig._enabled[s]]
         index = dict.fromkeys(streams, 0)
@@ -328,7 +330,7 @@ class _RigRun:
             if self.end_ns is not None and t_ns >= self.end_ns:
                 return
             index[stream] += 1
-            if skip is not None and skip(self.t0_mono_ns + t_ns):
+            if skip is not None and skip(stream, self.t0_mono_ns + t_ns):
                 self.seq[stream] += 1  # a gap in seq is a drop
                 rig.dropped += 1
                 continue

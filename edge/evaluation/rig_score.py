@@ -31,7 +31,7 @@ class ScoreSummary:
     temp_mae_corrected_c: float | None
     settled_records: int = 0  # records after the first ``settle_s`` (the heart rate's warm-up)
     settled_hr_share: float | None = None  # share of those that carried a heart rate
-    temp_share: float | None = None  # share of all records that carried a corrected face temperature
+    temp_share: float | None = None  # share of records with a temperature, from the first one that had it
     degraded_records: int = 0  # records made while frames were being thinned to keep up
 
     def as_dict(self) -> dict[str, object]:
@@ -75,6 +75,8 @@ class RigScore:
         self._settled_hr = 0
         self._temp = 0
         self._degraded = 0
+        self._thermal_seen = False  # a record carried a temperature
+        self._after_thermal = 0  # records since then
         self._hr_window_ns = int(hr_window_s * _NS_PER_S)
         self._true_hr: collections.deque[tuple[int, float]] = collections.deque()
         self._true_face_c: float | None = None
@@ -106,7 +108,13 @@ class RigScore:
         self._records += 1
         hr, th = record.heart_rate, record.thermal
         self._degraded += record.degraded
-        self._temp += th.face_corrected_c is not None and math.isfinite(th.face_corrected_c)
+        has_temp = th.face_corrected_c is not None and math.isfinite(th.face_corrected_c)
+        # "Whenever a thermal frame exists": counted from the first record with a temperature, since the
+        # records before the first thermal frame was fused cannot carry one.
+        self._thermal_seen = self._thermal_seen or has_temp
+        if self._thermal_seen:
+            self._after_thermal += 1
+            self._temp += has_temp
         if self._t0 is not None and record.t_mono - self._t0 > self._settle_ns:
             self._settled += 1
             self._settled_hr += hr.bpm is not None
@@ -150,6 +158,6 @@ class RigScore:
             temp_mae_corrected_c=_mean(self._corrected_errors),
             settled_records=self._settled,
             settled_hr_share=self._settled_hr / self._settled if self._settled else None,
-            temp_share=self._temp / self._records if self._records else None,
+            temp_share=self._temp / self._after_thermal if self._after_thermal else None,
             degraded_records=self._degraded,
         )
