@@ -22,6 +22,7 @@ from typing import Self, TypedDict
 
 import numpy as np
 
+from drivers.base import Demand
 from drivers.synthetic_physio import (
     HeartRateTrack,
     OuTrack,
@@ -41,6 +42,7 @@ _NS = 1_000_000_000
 _PTT_HAND_S = 0.08  # the pulse reaches the palm this much later than the face
 _E4_STEP_C = 0.02  # E4 temperature resolution
 _STREAM_ORDER = ("wristband", "thermal", "webcam")  # tie-break at equal times
+_SAMPLE_TYPE = {"wristband": "SkinTemperature", "thermal": "ThermalFrame", "webcam": "VisibleFrame"}
 
 
 class _Stamp(TypedDict):
@@ -100,6 +102,11 @@ class SimulatedRig:
         self._max_lag_s = max_lag_s
         self._scene: Scene | None = None
         self._entered = False
+        self._demand: Demand | None = None
+
+    def set_demand(self, demand: Demand | None) -> None:
+        """Ask ``demand(sample_type, t_mono)`` before rendering each sample in real time (DemandAware)."""
+        self._demand = demand
 
     # --- Source lifecycle ---------------------------------------------------------------------------
 
@@ -118,18 +125,18 @@ class SimulatedRig:
         if not self._entered:
             raise RuntimeError(f"{self.name}: use 'async with' before iterating samples()")
         t0_mono_ns = time.monotonic_ns()
-        it: Iterator[Sample]
-        if self.realtime:
-            # A sample already too late to be kept is skipped before it is rendered, so that on a slow CPU
-            # the rig does not spend its time rendering what it would drop.
-            max_lag_ns = round(self._max_lag_s * _NS)
+        # A sample already too late to be kept (in real time), or one fusion would thin out (``set_demand``),
+        # is skipped before it is rendered: on a slow CPU the rig must not spend its time rendering what is dropped.
+        max_lag_ns = round(self._max_lag_s * _NS) if self.realtime else None
+        demand = self._demand
 
-            def skip(stream: str, t_mono: int) -> bool:
-                return time.monotonic_ns() - t_mono > max_lag_ns
+        def skip(stream: str, t_mono: int) -> bool:
+            if max_lag_ns is not None and time.monotonic_ns() - t_mono > max_lag_ns:
+                self.dropped += 1  # late: lost, as a camera's frame nobody read in time
+                return True
+            return demand is not None and not demand(_SAMPLE_TYPE[stream], t_mono)
 
-            it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(skip=skip)
-        else:
-            it = self.stream(self.duration_s, t0_mono_ns=t0_mono_ns, t0_wall=time.time())
+        it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(skip=skip)
         while self._entered:
             # Rendering runs off the event loop so a fast run never starves other tasks.
             sample = await asyncio.to_thread(next, it, None)
@@ -311,7 +318,7 @@ class _RigRun:
         )
 
     def run(self, skip: Callable[[str, int], bool] | None = None) -> Iterator[Sample]:
-        """The samples in time order; ``skip(stream, t_mono)`` true leaves one out unrendered (counted: ``dropped``)."""
+        """The samples in time order; ``skip(stream, t_mono)`` true leaves one out unrendered (a gap in ``seq``)."""
         rig = self.rig
         streams = [s for s in _STREAM_ORDER if rig._enabled[s]]
         index = dict.fromkeys(streams, 0)
@@ -331,7 +338,6 @@ class _RigRun:
                 return
             index[stream] += 1
             if skip is not None and skip(stream, self.t0_mono_ns + t_ns):
-                self.seq[stream] += 1  # a gap in seq is a drop
-                rig.dropped += 1
+                self.seq[stream] += 1  # a gap in seq is a sample not delivered
                 continue
             yield make[stream](t_ns)

@@ -121,6 +121,7 @@ class FusionWorker:
         self._clock = clock
         self._decimator = decimator if decimator is not None else Decimator()
         self._last_drop_t: int | None = None  # t_mono of the latest sample a full queue dropped (loop side)
+        self._admitted: dict[tuple[str, str], int] = {}  # (source, type) -> t_mono a demand() call admitted
         self._faults = RateLimitedLog(_log)
         # Shared with the worker thread, guarded by _cond: the input queue and the flags below.
         self._cond = threading.Condition()
@@ -184,7 +185,9 @@ class FusionWorker:
         source_stats.samples_by_kind[type(sample).__name__] += 1
         source_stats.last_t_mono = sample.t_mono
         live = source in self._live
-        if live and not self._decimator.admit(type(sample).__name__, sample.t_mono):
+        kind = type(sample).__name__
+        admitted = self._admitted.get((source, kind)) == sample.t_mono  # by demand(), before it was made
+        if live and not admitted and not self._decimator.admit(kind, sample.t_mono):
             source_stats.fusion_skipped += 1
             return
         recently_dropped = self._last_drop_t is not None and sample.t_mono - self._last_drop_t < _NS_PER_S
@@ -204,6 +207,23 @@ class FusionWorker:
                 self._room_wanted = True
                 self._room.clear()
             await self._room.wait()
+
+    def demand(self, source: str) -> Callable[[str, int], bool]:
+        """For a live source that can skip making a sample (``drivers.base.DemandAware``): would fusion take it?
+
+        The answer is the decimator's, given once: a sample admitted here is not thinned again in ``submit``,
+        one refused is counted in ``fusion_skipped`` (it is never made, so never submitted). A source calls it
+        from its own thread between its submits (the rig renders in one), never concurrently with them.
+        """
+
+        def wants(kind: str, t_mono: int) -> bool:
+            if source not in self._live or self._decimator.admit(kind, t_mono):
+                self._admitted[(source, kind)] = t_mono
+                return True
+            self._stats.source(source).fusion_skipped += 1
+            return False
+
+        return wants
 
     def _drop_oldest_live(self, item: _Item) -> None:
         """Make room for a live sample (caller holds _cond): drop the oldest live one of the kind that gives

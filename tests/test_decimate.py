@@ -121,3 +121,26 @@ async def test_webcam_frames_give_way_first_so_temperature_is_never_starved() ->
 
 def test_skin_samples_are_not_frames() -> None:
     assert Decimator().admit(SkinTemperature.__name__, 0)
+
+
+async def test_a_source_asking_first_is_thinned_once_and_the_refusals_are_counted() -> None:
+    stats, heart_rate = AppStats(), _RecordingHeartRate()
+    fusion = FusionLoop(device_id="d", heart_rate=heart_rate, thermal=_GatedThermal())
+    decimator = Decimator()
+    decimator.scale = decimator.min_scale  # thinning the webcam to its 10 fps floor
+    worker = FusionWorker(  # a queue with room for all: this is about thinning, not the queue's drops
+        fusion, Dispatcher([]), stats, live_sources=("rig",), decimator=decimator, queue_size=100
+    )
+    async with worker:
+        wants = worker.demand("rig")
+        admitted = []
+        for i in range(90):  # 3 s at 30 fps
+            t = round(i * NS / 30)
+            if wants("VisibleFrame", t):
+                admitted.append(t)
+                image = np.zeros((4, 4, 3), np.uint8)
+                await worker.submit("rig", VisibleFrame(t_mono=t, t_wall=t / NS, source="rig", seq=i, image=image))
+    assert len(admitted) == pytest.approx(30, abs=3)
+    assert heart_rate.frames == admitted, "a frame admitted before it was made is not thinned again"
+    assert stats.source("rig").fusion_skipped == 90 - len(admitted)
+    assert worker.demand("replay")("VisibleFrame", 0), "a source that is not live is never thinned"
