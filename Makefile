@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 30
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 
-.PHONY: demo test bench lint system-deps demo-deps clean
+.PHONY: demo test bench lint system-deps demo-deps check-arm64 clean
 GUI_STAMP := $(VENV)/.gui
 
 $(STAMP): pyproject.toml
@@ -58,6 +58,11 @@ test: $(GUI_STAMP) system-deps
 bench: $(STAMP)
 	$(PY) -m pytest -q tests/bench --benchmark 2>/dev/null || true
 	@for f in tests/bench/*.py; do [ -f "$$f" ] && $(PY) "$$f"; done; true
+
+# arm64 Debian bookworm (Raspberry Pi OS's base) under qemu-user as a Cortex-A72: install, imports, and the
+# demo's records compared with this machine's. About 25 minutes; run it after any dependency change (as root).
+check-arm64: $(STAMP)
+	sh tests/arm64/check_arm64.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edge drivers fusion models tests

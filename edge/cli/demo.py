@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--fast", action="store_true", help="run the rig as fast as possible, not real time")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument(
+        "--records", metavar="FILE", type=Path, default=None, help="also write every record's JSON to FILE, one a line"
+    )
+    parser.add_argument(
         "--overlay-port", type=int, default=8088, metavar="PORT", help="overlay port (default 8088; 0: a free one)"
     )
     parser.set_defaults(func=run)
@@ -68,7 +71,7 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
     # Printed before the broker and rig start, so the link is the first thing a user sees.
     overlay = f"http://{cfg.overlay.host}:{cfg.overlay.port}/"
     print(f"vitaledge demo — overlay {overlay} (device {cfg.device_id}, {args.seconds:g} s)", file=sys.stderr)
-    summary = asyncio.run(_demo(cfg, status=not args.json))
+    summary = asyncio.run(_demo(cfg, status=not args.json, records_path=args.records))
     summary.update(_delivery(outbox_path, records=int(str(summary["records"]))))
     if args.json:
         print(json.dumps(summary))
@@ -77,7 +80,32 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
     return 0
 
 
-async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
+class _RecordsFile:
+    """A sink writing each record's wire JSON, one a line (``make check-arm64`` compares two such files)."""
+
+    name = "records-file"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: Any = None
+
+    async def __aenter__(self) -> _RecordsFile:
+        self._file = self._path.open("w", encoding="utf-8")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+    async def send(self, record: Any) -> None:
+        from edge.publish.wire import json_dict_from_record
+
+        self._file.write(json.dumps(json_dict_from_record(record)) + "\n")
+
+    def observe(self, *args: object) -> None:
+        """Records only."""
+
+
+async def _demo(cfg: Any, *, status: bool, records_path: Path | None = None) -> dict[str, object]:
     from edge.app import run_app
     from edge.evaluation.rig_score import RigScore
 
@@ -86,7 +114,8 @@ async def _demo(cfg: Any, *, status: bool) -> dict[str, object]:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     score = RigScore(status=sys.stderr if status else None)
-    stats = await run_app(cfg, stop=stop, extra_sinks=[score])
+    sinks: list[Any] = [score] if records_path is None else [score, _RecordsFile(records_path)]
+    stats = await run_app(cfg, stop=stop, extra_sinks=sinks)
     summary = score.summary().as_dict()
     summary["device_id"] = cfg.device_id
     summary["mqtt"] = cfg.mqtt.url or "embedded"
