@@ -4,7 +4,12 @@ thermal pipelines, and the fusion loop. edge/ opens files and sessions here; fus
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, assert_never
 
 from drivers.base import Source
@@ -232,12 +237,47 @@ def build_heart_rate_pipeline(
     )
 
 
+# The onnxruntime versions known to import on a Cortex-A72 (a Raspberry Pi 4): 1.28 and later crash on
+# import under emulation of that core, and Pi 4 owners report "Illegal instruction" with some wheels.
+ONNXRUNTIME_RANGE = ">=1.20,<1.25"
+
+
+def _import_onnxruntime(key: str) -> ModuleType:
+    """onnxruntime, imported only now that ``key`` configures an ONNX model; ConfigError when it cannot be.
+
+    A wheel built for a newer CPU kills the interpreter on import (SIGILL/SIGSEGV), which no ``except``
+    catches: it is imported once in a child process first, so that the error can say what to do.
+    """
+    advice = (
+        f'install a build that runs on this CPU: pip install "onnxruntime{ONNXRUNTIME_RANGE}"'
+        f" (or remove {key} to use the default POS estimator and Haar detector)"
+    )
+    if "onnxruntime" in sys.modules:  # imported before (or made unimportable on purpose: None)
+        probe_rc = 0
+    else:
+        probe = [sys.executable, "-c", "import onnxruntime"]
+        probe_rc = subprocess.run(probe, capture_output=True, check=False).returncode
+    if probe_rc < 0:
+        version = importlib.metadata.version("onnxruntime")
+        raise ConfigError(
+            f"{key}: onnxruntime {version} crashes on import on this CPU (signal {-probe_rc}); {advice}"
+        )
+    try:
+        ort = importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        try:
+            version = importlib.metadata.version("onnxruntime")
+        except importlib.metadata.PackageNotFoundError:
+            version = "(not installed)"
+        raise ConfigError(f"{key}: onnxruntime {version} cannot be imported ({exc}); {advice}") from exc
+    return ort
+
+
 def _open_session(path: Path, key: str) -> InferenceSession:
     """An onnxruntime CPU session for ``path``; ConfigError naming the key when it cannot be opened."""
-    import onnxruntime as ort
-
     if not path.is_file():
         raise ConfigError(f"{key}: no such file: {path}")
+    ort = _import_onnxruntime(key)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one core for the model, the other for decode and the rest
     options.log_severity_level = 3

@@ -55,6 +55,9 @@ class VitalsRecord:
     # Per device, from 0, no gaps: numbered by the publishing side (edge.publish.dispatch) before any sink
     # sees the record; fusion leaves it UNNUMBERED.
     seq: int = UNNUMBERED
+    # The CPU could not fuse every frame: the heart rate came from a thinned webcam stream, the temperature
+    # from fewer thermal frames (edge.decimate).
+    degraded: bool = False
 
     @property
     def flags(self) -> tuple[str, ...]:

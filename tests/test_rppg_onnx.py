@@ -35,7 +35,8 @@ def _tiny_model(path: Path, *, layout: str = "NCTHW", t: int | str = 64, meta: d
     ]
     channel = helper.make_tensor("channel", TensorProto.INT64, [1], [channel_axis])
     graph = helper.make_graph(nodes, "tiny_rppg", [x], [y], initializer=[luma, channel])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR 10, not the installed onnx's newest: the pinned onnxruntime (<1.25, for the Pi) reads IR ≤ 10 at least.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
     props = {"rppg.layout": layout, "rppg.colour": "yuv", "rppg.normalisation": "temporal_z", "rppg.fs_hz": "30"}
     props.update(meta or {})
     helper.set_model_props(model, props)
@@ -112,7 +113,8 @@ def _tiny_detector(path: Path) -> Path:
             helper.make_tensor("corners", TensorProto.FLOAT, [1, 3, 4], corners),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR 10, not the installed onnx's newest: the pinned onnxruntime (<1.25, for the Pi) reads IR ≤ 10 at least.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path

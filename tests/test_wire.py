@@ -74,6 +74,7 @@ def test_payload_rounds_and_turns_non_finite_into_null() -> None:
             "reference_measured_c": 31.9, "reference_estimated_c": None, "wristband_c": 34.5,
             "registration_ncc": 0.712, "quality": {"face_var": None, "palm_pixels": 410.0, "wrist_pixels": 12.0},
         },
+        "degraded": False,
         "flags": ["ffc", "warming_up"],
     }  # fmt: skip
     assert list(body) == list(json_dict_from_record(_record())), "key order is the schema's"

@@ -84,6 +84,11 @@ class VitalsMessage(_Wire):
     replayed: bool = Field(default=False, description="true on the history topic: sent late, after an outage")
     heart_rate: HeartRateMessage
     temperature: TemperatureMessage
+    degraded: bool = Field(
+        default=False,
+        description="the CPU could not fuse every frame: the heart rate came from fewer webcam frames"
+        " (at least 10 fps), the temperature from fewer thermal frames",
+    )
     flags: list[str] = Field(json_schema_extra={"uniqueItems": True})
 
 
@@ -131,6 +136,7 @@ def message_from_record(record: VitalsRecord) -> VitalsMessage:
             registration_ncc=_num(th.registration_ncc, 3),
             quality={k: _num(v, 3) for k, v in sorted(th.quality.items())},
         ),
+        degraded=record.degraded,
         flags=list(record.flags),
     )
 
