@@ -206,7 +206,8 @@ async function pollPulse() {
       state.className = "pulse-state";
     } else {
       const c = view.peak.confidence.toFixed(2);
-      state.textContent = `${pulse.method}: ${view.peak.bpm.toFixed(0)} bpm, confidence ${c}` +
+      const bpm = view.peak.bpm === null ? "--" : view.peak.bpm.toFixed(0);
+      state.textContent = `${pulse.method}: ${bpm} bpm, confidence ${c}` +
         (view.peak.low_confidence ? " (low)" : "");
       state.className = view.peak.low_confidence ? "pulse-state" : "pulse-state good";
     }
