@@ -23,12 +23,14 @@ import numpy.typing as npt
 from scipy import signal as sps
 
 from fusion.hrtrack import SpectrumTracker, TrackerSettings, snap_to_local_peak
+from fusion.pulseview import PATH_S, PulseView, make_pulse_view
 
 __all__ = [
     "BAND_BPM",
     "HeartRate",
     "HeartRateEstimator",
     "SpectralPeak",
+    "band_pass",
     "band_spectrum",
     "fused_spectral_peak",
     "fused_spectrum",
@@ -63,6 +65,16 @@ class SpectralPeak:
     snr_db: float
 
 
+def band_pass(
+    x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM
+) -> npt.NDArray[np.float64]:
+    """The window as :func:`band_spectrum` sees it before the taper: linear detrend, then a zero-phase
+    Butterworth band-pass over ``band_bpm``."""
+    sos = sps.butter(_BAND_ORDER, (band_bpm[0] / 60, band_bpm[1] / 60), btype="bandpass", fs=fs_hz, output="sos")
+    filtered: npt.NDArray[np.float64] = sps.sosfiltfilt(sos, sps.detrend(x, type="linear"))
+    return filtered
+
+
 def band_spectrum(
     x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM, *, nfft: int = 0
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -89,8 +101,7 @@ def band_spectrum(
     lo, hi = band_bpm[0] / 60, band_bpm[1] / 60
     # Band-pass first: respiration and slow motion (0.1–0.5 Hz) are often far stronger than the
     # pulse, and through the taper's main lobe (±2/T = ±0.2 Hz) would raise a false peak at 40 bpm.
-    sos = sps.butter(_BAND_ORDER, (lo, hi), btype="bandpass", fs=fs_hz, output="sos")
-    x = sps.sosfiltfilt(sos, sps.detrend(x, type="linear"))
+    x = band_pass(x, fs_hz, band_bpm)
     f_hz, p = sps.periodogram(x, fs=fs_hz, window="hann", nfft=nfft, detrend="linear")
     idx = np.flatnonzero((f_hz >= lo) & (f_hz <= hi))
     return f_hz[idx], p[idx]
@@ -264,6 +275,13 @@ class HeartRateEstimator:
         self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = (
             collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
         )
+        # For view(): the published rates of the last PATH_S (t_mono, bpm, confidence), the newest
+        # window's primary pulse and spectrum, and the spectrum the published rate was chosen from.
+        self._published: collections.deque[tuple[int, float, float]] = collections.deque(
+            maxlen=math.ceil(PATH_S / step_s) + 2
+        )
+        self._newest: tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None
+        self._chosen: tuple[int, npt.NDArray[np.float64]] | None
         self.reset()
 
     def reset(self) -> None:
@@ -274,6 +292,10 @@ class HeartRateEstimator:
         self._recent: list[tuple[float, float]] = []  # (raw bpm, confidence), newest last
         self._result: HeartRate | None = None
         self._spectra.clear()
+        self._published.clear()
+        self._newest = None
+        self._chosen = None
+        self._view: tuple[float, PulseView | None] | None = None  # (threshold, view) of the newest step
         if self._tracker is not None:
             self._tracker.reset()
 
@@ -298,12 +320,51 @@ class HeartRateEstimator:
         """The latest heart rate, or None until the first window is due since the last reset."""
         return self._result
 
+    def view(self, *, low_confidence_below: float) -> PulseView | None:
+        """The newest step as a viewer sees it (see :mod:`fusion.pulseview`), or None without a rate.
+
+        Made at most once per step however often it is asked for, so it may be asked for every frame.
+
+        Args:
+            low_confidence_below: the confidence under which the caller flags a rate as low.
+        """
+        if self._result is None or self._newest is None or self._chosen is None:
+            return None
+        if self._view is not None and self._view[0] == low_confidence_below:
+            return self._view[1]
+        t_mono, primary, f_hz, p = self._newest
+        ahead: list[tuple[int, float]] = []
+        if self._tracker is not None:
+            bins = self._tracker.path()[1:]  # after the published window's
+            windows = list(self._spectra)[len(self._spectra) - len(bins) :]
+            ahead = [
+                (t, float(f_hz[snap_to_local_peak(q, k)] * 60.0)) for (t, q, _), k in zip(windows, bins, strict=True)
+            ]
+        view = make_pulse_view(
+            t_mono=t_mono,
+            pulse=band_pass(primary, self.fs_hz),
+            fs_hz=self.fs_hz,
+            bpm_grid=f_hz * 60.0,
+            power=p,
+            chosen_power=self._chosen[1],
+            chosen_t_mono=self._chosen[0],
+            peak_bpm=self._result.bpm,
+            confidence=self._result.confidence,
+            low_confidence_below=low_confidence_below,
+            path=list(self._published),
+            ahead=ahead,
+        )
+        self._view = (low_confidence_below, view)
+        return view
+
     def _estimate(self, t_mono: int) -> None:
         window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
         f_hz, p = fused_spectrum([window[:, c] for c in range(self.channels)], self.fs_hz)
         peak = peak_of_spectrum(f_hz, p, self._n, self.fs_hz)
         if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
             return
+        self._newest = (t_mono, window[:, 0], f_hz, p)
+        self._view = None
         median = self._add_to_median(peak.bpm)
         if self._tracker is None:
             self._blend(peak, median, t_mono)
@@ -323,6 +384,8 @@ class HeartRateEstimator:
             median_bpm=median,
             raw_bpm=raw.bpm,
         )
+        self._chosen = (end_t, described)
+        self._published.append((end_t, chosen.bpm, chosen.confidence))
 
     def _blend(self, peak: SpectralPeak, median: float, t_mono: int) -> None:
         self._recent = [*self._recent, (peak.bpm, peak.confidence)][-self._k_smooth :]
@@ -341,6 +404,9 @@ class HeartRateEstimator:
             median_bpm=median,
             raw_bpm=peak.bpm,
         )
+        if self._newest is not None:
+            self._chosen = (t_mono, self._newest[3])
+        self._published.append((t_mono, self._result.bpm, conf))
 
     def _add_to_median(self, bpm: float) -> float:
         lo = BAND_BPM[0]

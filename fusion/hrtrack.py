@@ -113,6 +113,18 @@ class SpectrumTracker:
             return None
         return self._answer(self.lag_steps)
 
+    def path(self) -> list[int]:
+        """The best path's bins through the windows not yet answered and the last answered one, oldest
+        first (the published window's bin, then the provisional ones after it; empty before a push)."""
+        if self._score is None:
+            return []
+        k = int(np.argmax(self._score))
+        bins = [k]
+        for back in list(self._back)[::-1][: self._pushed - self._answered + (self._answered > 0) - 1]:
+            k = int(back[k])
+            bins.append(k)
+        return bins[::-1]
+
     def flush(self) -> list[TrackedWindow]:
         """The answers still owed (end of a session or a face lost), each with the look-ahead there is."""
         answers = []

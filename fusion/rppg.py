@@ -139,6 +139,7 @@ class HeartRatePipeline:
             face_box=self._box,
             flags=flags,
             window_end_t_mono=hr.t_mono,
+            pulse_view=self._hr.view(low_confidence_below=LOW_CONFIDENCE),
         )
 
     def _face_lost(self) -> None:

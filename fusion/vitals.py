@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fusion.face import Box
+from fusion.pulseview import PulseView
 
 __all__ = ["UNNUMBERED", "HeartRateReading", "ThermalReading", "VitalsRecord"]
 
@@ -22,6 +23,9 @@ class HeartRateReading:
     face_box: Box | None  # buffered face box in the webcam image
     flags: tuple[str, ...] = ()  # "no_face", "warming_up", "low_confidence", ...
     window_end_t_mono: int | None = None  # end of the window ``bpm`` describes (ns); None without a rate
+    # What the rate came from, for the page (fusion.pulseview); None without a rate. Not compared: two
+    # readings of the same rate are equal whether or not they carry it.
+    pulse_view: PulseView | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 
 from edge.config import OverlayConfig
-from edge.web.overlay import Overlay
-from tests.overlay_frames import readings, thermal_frame, visible_frame
+from edge.web.overlay import Overlay, pulse_view_json
+from tests.overlay_frames import pulse_view, readings, thermal_frame, visible_frame
 from tests.test_mqtt_outage import make_record
 
 
@@ -146,8 +147,6 @@ async def test_a_taken_port_disables_the_overlay_without_failing(caplog: pytest.
 
 
 def test_thermal_view_draws_face_palm_and_wrist_regions() -> None:
-    import dataclasses
-
     from edge.web.draw import false_colour
 
     _, th = readings()
@@ -160,3 +159,39 @@ def test_thermal_view_draws_face_palm_and_wrist_regions() -> None:
         x0, y0 = round(box.x * 4), round(box.y * 4)
         edge = (slice(y0, y0 + round(box.h * 4)), slice(x0 - 1, x0 + 2))  # the left side of the rectangle
         assert not np.array_equal(drawn[edge], bare[edge]), "region outlined"
+
+
+async def test_pulse_view_json(overlay: Overlay) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{overlay.url}api/pulse") as resp:
+            assert resp.status == 200 and await resp.json() == {"method": None, "flags": [], "view": None}
+        hr, th = readings(bpm=None)
+        overlay.observe(visible_frame(0), dataclasses.replace(hr, flags=("warming_up",)), th)
+        async with http.get(f"{overlay.url}api/pulse") as resp:
+            assert await resp.json() == {"method": "pos", "flags": ["warming_up"], "view": None}
+        view = pulse_view(80.0, confidence=0.2)
+        overlay.observe(thermal_frame(1), dataclasses.replace(hr, bpm=view.peak_bpm, pulse_view=view), th)
+        async with http.get(f"{overlay.url}api/pulse") as resp:
+            body = await resp.json()
+    shown = body["view"]
+    assert body["method"] == "pos" and shown is not None
+    assert len(shown["pulse"]["age_s"]) == len(shown["pulse"]["value"]) == 300
+    assert shown["pulse"]["age_s"][-1] == 0.0 and shown["pulse"]["age_s"][0] == pytest.approx(9.967)
+    spectrum = shown["spectrum"]
+    assert len(spectrum["bpm"]) == len(spectrum["chosen_power"]) == len(spectrum["newest_power"]) == 318
+    assert spectrum["bpm"][int(np.argmax(spectrum["chosen_power"]))] == pytest.approx(80.0, abs=0.3)
+    assert spectrum["chosen_age_s"] == 3.0
+    assert shown["peak"] == {"bpm": 80.0, "confidence": 0.2, "low_confidence": True, "low_confidence_below": 0.25}
+    assert shown["path"]["age_s"][0] == 30.0 and shown["path"]["age_s"][-1] == 3.0
+    assert shown["path"]["bpm"][-1] == 80.0 and len(shown["path"]["confidence"]) == 28
+    assert shown["ahead"] == {"age_s": [2.0, 1.0, 0.0], "bpm": [80.5, 81.0, 81.5]}
+
+
+def test_pulse_view_json_has_no_nan() -> None:
+    view = pulse_view()
+    power = view.power.copy()
+    power[:5] = np.nan
+    shown = pulse_view_json(dataclasses.replace(view, power=power))
+    spectrum = shown["spectrum"]
+    assert isinstance(spectrum, dict)
+    assert spectrum["newest_power"][:6] == [None] * 5 + [pytest.approx(float(power[5]), abs=1e-4)]

@@ -1,7 +1,8 @@
 """The overlay page in a real headless Chromium (Debian ``chromium``), driven over the DevTools protocol.
 
 No extra dependency: aiohttp's websocket client speaks CDP to the browser. The page must show a live
-heart-rate number (its JavaScript ran against /api/live) and a moving image (two screenshots differ).
+heart-rate number (its JavaScript ran against /api/live), a moving image (two screenshots differ) and the
+pulse view's two plots (pixels of each plot's colours read back from its canvas).
 """
 
 from __future__ import annotations
@@ -61,8 +62,34 @@ class DevTools:
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result["result"].get("value")
 
-    async def screenshot(self) -> bytes:
-        return base64.b64decode((await self.call("Page.captureScreenshot", format="png"))["data"])
+    async def screenshot(self, *, full_page: bool = False) -> bytes:
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            width, height = await self.evaluate("[document.body.scrollWidth, document.body.scrollHeight]")
+            clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+            params |= {"captureBeyondViewport": True, "clip": clip}
+        return base64.b64decode((await self.call("Page.captureScreenshot", **params))["data"])
+
+
+# Pixels of each plot's own colours (overlay.js) on the two pulse canvases; 0 where nothing was drawn.
+COUNT_PLOT_PIXELS = """(() => {
+  const colours = { wave: [102, 221, 102], path: [255, 102, 102], spectrum: [102, 204, 255], peak: [255, 221, 51] };
+  const counts = {};
+  for (const id of ["pulse-wave", "pulse-track"]) {
+    const c = document.getElementById(id);
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const n = {};
+    for (const [name, rgb] of Object.entries(colours)) {
+      n[name] = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        const off = Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]);
+        if (d[i + 3] > 200 && off < 40) n[name]++;
+      }
+    }
+    counts[id] = n;
+  }
+  return counts;
+})()"""
 
 
 @contextlib.asynccontextmanager
@@ -142,6 +169,13 @@ async def test_page_shows_live_heart_rate_and_a_moving_image(tmp_path: Path) -> 
                 assert 60 <= int(hr_text) < 90
                 assert await page.evaluate("document.getElementById('state').textContent") == "live"
                 assert await page.evaluate("document.getElementById('visible').naturalWidth") == 640
+                pulse_state = ""
+                while time.monotonic() < deadline and "bpm" not in pulse_state:
+                    pulse_state = await page.evaluate("document.getElementById('pulse-state').textContent") or ""
+                    await asyncio.sleep(0.25)
+                assert pulse_state == "pos: 72 bpm, confidence 0.85", pulse_state
+                plots = await page.evaluate(COUNT_PLOT_PIXELS)
+                (tmp_path / "overlay-full.png").write_bytes(await page.screenshot(full_page=True))
                 first = await page.screenshot()
                 await asyncio.sleep(1.0)
                 second = await page.screenshot()
@@ -156,3 +190,10 @@ async def test_page_shows_live_heart_rate_and_a_moving_image(tmp_path: Path) -> 
     changed = np.mean(np.any(a != b, axis=2))
     assert changed > 0.005, f"the image moves between screenshots ({changed:.4f} of pixels changed)"
     assert a.std() > 10, "not a blank page"
+    wave, track = plots["pulse-wave"], plots["pulse-track"]
+    assert wave["wave"] > 300, f"the pulse is drawn across the plot: {wave}"
+    assert wave["path"] == wave["peak"] == 0, wave
+    assert track["path"] > 150, f"the tracker's path is drawn: {track}"
+    assert track["spectrum"] > 100, f"the spectrum is drawn: {track}"
+    assert track["peak"] > 40, f"the chosen peak is marked: {track}"
+    assert track["wave"] == 0, track

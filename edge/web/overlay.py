@@ -1,8 +1,10 @@
-"""The live overlay: a small aiohttp site with MJPEG streams, live numbers, a chart and /metrics.
+"""The live overlay: a small aiohttp site with MJPEG streams, live numbers, a chart, the pulse view and /metrics.
 
 ``observe()`` only keeps references to the latest frames and readings; a frame is drawn and encoded
 only when a viewer asks for it, once per new frame however many viewers there are, at most ``fps``
 times a second per viewer, and a slow viewer simply gets the newest frame next (never a backlog).
+The pulse view (fusion.pulseview: the newest pulse, its spectrum, the chosen peak, the tracker's path)
+comes with the readings, made once per heart-rate step, and is turned into JSON once per step at most.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib import resources
 from typing import Literal, Self
 
 import numpy as np
+import numpy.typing as npt
 from aiohttp import web
 
 from edge.config import OverlayConfig
@@ -23,10 +26,11 @@ from edge.publish.wire import json_dict_from_record
 from edge.ratelimit import RateLimitedLog
 from edge.web.draw import annotate_visible, encode_jpeg, false_colour
 from edge.web.metrics import CONTENT_TYPE, Metrics
+from fusion.pulseview import PulseView
 from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
-__all__ = ["Overlay"]
+__all__ = ["Overlay", "pulse_view_json"]
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class Overlay:
         self._encoded: dict[Stream, tuple[int, bytes]] = {}
         self._encode_locks: dict[Stream, asyncio.Lock] = {}
         self._record: dict[str, object] | None = None
+        self._heart_rate: HeartRateReading | None = None  # the newest, for /api/pulse
+        self._pulse_json: tuple[PulseView, dict[str, object]] | None = None
         self._history: collections.deque[tuple[float, float | None, float | None]] = collections.deque()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -114,6 +120,7 @@ class Overlay:
 
     def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
         """Keep a reference to the newest frame of each stream with the readings of that instant."""
+        self._heart_rate = heart_rate
         stream: Stream
         if isinstance(sample, VisibleFrame):
             stream = "visible"
@@ -134,6 +141,7 @@ class Overlay:
             app.router.add_get("/stream/{stream}.mjpg", self._mjpeg)
             app.router.add_get("/snapshot/{stream}.jpg", self._snapshot)
             app.router.add_get("/api/live", self._live)
+            app.router.add_get("/api/pulse", self._pulse)
         if self.metrics is not None:
             app.router.add_get("/metrics", self._metrics_page)
         return app
@@ -159,6 +167,20 @@ class Overlay:
             },
             "viewers": self.viewers,
         }, headers={"Cache-Control": "no-store"})
+
+    async def _pulse(self, request: web.Request) -> web.Response:
+        hr = self._heart_rate
+        view = None if hr is None else hr.pulse_view
+        body: dict[str, object] = {
+            "method": None if hr is None else hr.method,
+            "flags": [] if hr is None else list(hr.flags),
+            "view": None,
+        }
+        if view is not None:
+            if self._pulse_json is None or self._pulse_json[0] is not view:
+                self._pulse_json = (view, pulse_view_json(view))
+            body["view"] = self._pulse_json[1]
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         assert self.metrics is not None
@@ -239,6 +261,36 @@ class Overlay:
         if celsius.ndim != 2:
             raise ValueError(f"thermal frame has shape {celsius.shape}, expected H×W")
         return encode_jpeg(false_colour(celsius.astype(np.float32, copy=False), latest.thermal), quality)
+
+
+def pulse_view_json(view: PulseView) -> dict[str, object]:
+    """The pulse view as the page draws it: ages in seconds before the newest window's end, rounded."""
+    return {
+        "pulse": {"age_s": _rounded(view.pulse_age_s, 3), "value": _rounded(view.pulse, 3)},
+        "spectrum": {
+            "bpm": _rounded(view.bpm_grid, 2),
+            "newest_power": _rounded(view.power, 4),
+            "chosen_power": _rounded(view.chosen_power, 4),
+            "chosen_age_s": round(view.chosen_age_s, 3),
+        },
+        "peak": {
+            "bpm": _finite(view.peak_bpm),
+            "confidence": round(view.confidence, 3),
+            "low_confidence": view.low_confidence,
+            "low_confidence_below": view.low_confidence_below,
+        },
+        "path": {
+            "age_s": _rounded(view.path_age_s, 3),
+            "bpm": _rounded(view.path_bpm, 2),
+            "confidence": _rounded(view.path_confidence, 3),
+        },
+        "ahead": {"age_s": _rounded(view.ahead_age_s, 3), "bpm": _rounded(view.ahead_bpm, 2)},
+    }
+
+
+def _rounded(values: npt.NDArray[np.float64], digits: int) -> list[float | None]:
+    # JSON has no NaN: a non-finite value (a flat window's spectrum) becomes null, a gap in the plot.
+    return [round(v, digits) if math.isfinite(v) else None for v in values.tolist()]
 
 
 def _finite(value: float | None) -> float | None:
