@@ -40,7 +40,8 @@ def _stateful_model(path: Path, *, frame_shape: list[int] | None = None, n_outpu
     ]
     # Inputs deliberately not in contract order: the runner must find each by its shape.
     graph = helper.make_graph(nodes, "tiny_stream", [acc_in, frame, dt, clock_in], outs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR 10, not the installed onnx's newest: the pinned onnxruntime (<1.25, for the Pi) reads IR ≤ 10 at least.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
