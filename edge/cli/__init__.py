@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "edge.cli.eval",
     "edge.cli.calibrate",
     "edge.cli.bench",
+    "edge.cli.train",
     "edge.cli.inspect",
     "edge.cli.flir_constants",
 )
