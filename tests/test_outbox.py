@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from pathlib import Path
 
@@ -77,3 +78,37 @@ def test_default_path_follows_systemd_then_xdg(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_outbox_path("pi-1") == tmp_path / "vitaledge" / "outbox-pi-1.sqlite"
+
+
+def test_random_bytes_are_moved_aside_and_a_fresh_outbox_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "o.sqlite"
+    damage = random.Random(1).randbytes(8192)
+    path.write_bytes(damage)
+    box = Outbox(path)
+    assert box.quarantined is not None and box.quarantined.read_bytes() == damage, "kept aside, untouched"
+    assert box.quarantined.name.startswith("o.sqlite.corrupt-") and box.salvaged == 0
+    assert str(path) in caplog.text and str(box.quarantined) in caplog.text
+    assert box.put(0, b"after") > 0 and box.depth == 1
+    box.close()
+    assert Outbox(path).quarantined is None, "the fresh file is healthy on the next start"
+
+
+def test_a_truncated_outbox_keeps_its_readable_rows_and_its_seq(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    for seq in range(400):
+        box.put(seq, b"p" * 200)
+    box.close()  # checkpoints the WAL into the main file
+    size = path.stat().st_size
+    assert size > 60_000
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+    again = Outbox(path)
+    assert again.quarantined is not None and again.quarantined.stat().st_size == size // 2
+    assert 0 < again.salvaged < 400 and again.depth == again.salvaged
+    seqs = [r.seq for r in again.rows(limit=1000)]
+    assert seqs == sorted(seqs) and seqs[0] == 0, "the readable rows, oldest first"
+    assert again.last_seq() is not None and again.last_seq() >= seqs[-1]
+    again.close()

@@ -8,6 +8,8 @@ transaction (well under a millisecond on a laptop at the 1 Hz record rate).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Outbox", "OutboxRow", "default_outbox_path"]
+
+_log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -84,16 +88,58 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._clock = clock
-        self._db = sqlite3.connect(str(path), isolation_level=None)  # autocommit; explicit BEGIN below
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.quarantined: Path | None = None  # where a damaged file found at start was moved
+        self.salvaged = 0  # rows copied out of that damaged file
+        self.evicted = 0  # rows dropped by the bounds (never published)
         self._rows = 0
         self._bytes = 0
-        self._resync()
-        self.evicted = 0  # rows dropped by the bounds (never published)
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError as exc:
+            if str(path) == ":memory:" or (isinstance(exc, sqlite3.OperationalError) and not _corrupt(exc)):
+                raise
+            self._db = self._recover(Path(path), exc)
         # Rows up to this id were accepted by an earlier run of the app: never live, however young.
         self.inherited_up_to_id = self.last_id()
+
+    def _open(self, path: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), isolation_level=None)  # autocommit; explicit BEGIN below
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            # A damaged page anywhere (a torn write, a truncated copy) shows here, not at some later put.
+            problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems[:3]))
+            self._db = db
+            self._resync()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, path: Path, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Move a damaged outbox aside (with its WAL), start a fresh one, copy in the rows still readable."""
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        rows, last_seq = _salvage(path)
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                os.replace(src, Path(f"{aside}{suffix}"))
+        self.quarantined = aside
+        db = self._open(path)
+        with _Transaction(db):
+            db.executemany("INSERT INTO outbox (seq, created_s, payload) VALUES (?, ?, ?)", rows)
+            if last_seq is not None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('last_seq', ?)", (last_seq,))
+        self.salvaged = len(rows)
+        self._resync()
+        _log.error(
+            "outbox: %s is damaged (%s); moved it to %s, salvaged %d records, continuing with a fresh outbox",
+            path, exc, aside, len(rows),
+        )
+        return db
 
     def _resync(self) -> None:
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
@@ -211,6 +257,47 @@ class Outbox:
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Whether an OperationalError means a damaged file rather than a locked or unreachable one."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+def _salvage(path: Path) -> tuple[list[tuple[int, float, bytes]], int | None]:
+    """The rows (seq, created_s, payload) and ``last_seq`` that can still be read from a damaged outbox.
+
+    Reads forward until the first unreadable page, then backward from the end, so one bad page in the
+    middle loses only the rows on it. Never raises: an unreadable file salvages nothing.
+    """
+    found: dict[int, tuple[int, float, bytes]] = {}
+    last_seq: int | None = None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return [], None
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA writable_schema=ON")  # read the schema even when an index's root page is gone
+        for order in ("ASC", "DESC"):
+            try:
+                for i, s, c, p in db.execute(f"SELECT id, seq, created_s, payload FROM outbox ORDER BY id {order}"):
+                    if isinstance(p, bytes) and isinstance(s, int) and isinstance(c, int | float):
+                        found[int(i)] = (int(s), float(c), p)
+            except sqlite3.Error:
+                pass
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+            last_seq = int(row[0]) if row else None
+        except (sqlite3.Error, TypeError, ValueError):
+            pass
+    finally:
+        db.close()
+    seqs = [s for s, _, _ in found.values()]
+    if seqs:
+        last_seq = max(last_seq or 0, *seqs)
+    return [found[i] for i in sorted(found)], last_seq
 
 
 class _Transaction:

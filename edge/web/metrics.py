@@ -138,6 +138,13 @@ class Metrics(Collector):
         yield CounterMetricFamily(
             "vitaledge_outbox_evicted", "records dropped by the outbox bounds", value=outbox.evicted
         )
+        yield GaugeMetricFamily(
+            "vitaledge_outbox_quarantined", "1 when a damaged outbox was moved aside at start",
+            value=outbox.quarantined is not None,
+        )
+        yield CounterMetricFamily(
+            "vitaledge_outbox_salvaged", "records copied out of a damaged outbox at start", value=outbox.salvaged
+        )
         published = CounterMetricFamily(
             "vitaledge_mqtt_published", "records acknowledged by the broker", labels=["topic"]
         )
