@@ -335,6 +335,11 @@ class OutboxConfig(Strict):
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="payload bytes kept at most")
     max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="rows older than this are dropped")
     replay_rate_hz: float = Field(default=50.0, gt=0, description="history replay rate after a reconnect")
+    memory_max_records: int = Field(
+        default=3600, ge=1,
+        description="while the outbox cannot write (disk full) and the broker is away, records held in memory; "
+        "the oldest beyond this are dropped (counted)",
+    )
 
 
 class HomeAssistantConfig(Strict):

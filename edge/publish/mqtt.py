@@ -17,8 +17,10 @@ import contextlib
 import errno
 import json
 import logging
+import sqlite3
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from edge.config import MqttConfig
 from edge.publish.homeassistant import Discovery
 from edge.publish.outbox import Outbox
 from edge.publish.wire import payload_from_record
+from edge.ratelimit import RateLimitedLog
 from edge.retry import Backoff
 from fusion.errors import ConfigError, PublishError
 from fusion.samples import Sample
@@ -53,6 +56,9 @@ class PublisherStats:
     connect_failures: int = 0
     disconnects: int = 0  # connections lost after they were up
     connected: bool = False
+    outbox_write_failures: int = 0  # records the outbox could not store (disk full, I/O error)
+    direct: int = 0  # of those, records published straight from memory (included in `published`)
+    memory_dropped: int = 0  # of those, records lost: the memory queue overflowed or the app stopped first
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -107,6 +113,8 @@ class MqttSink:
         discovery: Home Assistant discovery to publish on connect and on HA's birth message.
         flush_s: on exit, how long to keep publishing records still waiting before saying ``stopped``.
         stale_s: at connect, records older than this are replayed on ``history`` rather than ``vitals``.
+        memory_max_records: while the outbox cannot write, records held in memory until the broker takes
+            them; the oldest beyond this are dropped and counted.
     """
 
     name = "mqtt"
@@ -122,6 +130,7 @@ class MqttSink:
         discovery: Discovery | None = None,
         flush_s: float = 3.0,
         stale_s: float = 2.0,
+        memory_max_records: int = 3600,
     ) -> None:
         self._cfg = cfg
         self._host, self._port, self._tls = broker_address(url)
@@ -139,6 +148,11 @@ class MqttSink:
         self._wake = asyncio.Event()
         self._boundary = 0  # rows up to this id are history for the current connection
         self._live_after = 0  # live rows up to this id are done
+        # Records the outbox could not store, oldest first: published directly, moved back to the outbox
+        # when it can write again, bounded (the oldest go first, counted).
+        self._memory: deque[tuple[int, bytes]] = deque()
+        self._memory_max = memory_max_records
+        self._rate_log = RateLimitedLog(_log)
 
     @property
     def next_seq(self) -> int:
@@ -165,12 +179,51 @@ class MqttSink:
                 _log.warning("mqtt: did not stop within %.0f s; records stay in the outbox", self._flush_s + 2)
             except Exception:  # the task's own failures are logged where they happen
                 _log.exception("mqtt: publisher failed while stopping")
+        with contextlib.suppress(sqlite3.Error):  # a last chance for what waited in memory
+            while self._memory:
+                self.outbox.put(*self._memory[0])
+                self._memory.popleft()
+        if self._memory:
+            self.stats.memory_dropped += len(self._memory)
+            _log.error("mqtt: %d records held in memory were never stored or published (outbox unwritable)",
+                       len(self._memory))
+            self._memory.clear()
         self.outbox.close()
 
+    @property
+    def memory_depth(self) -> int:
+        """Records held in memory because the outbox could not store them."""
+        return len(self._memory)
+
     async def send(self, record: VitalsRecord) -> None:
-        """Store the record in the outbox (committed) and wake the publisher; never waits on the network."""
-        self.outbox.put(record.seq, payload_from_record(record))
+        """Store the record in the outbox (committed) and wake the publisher; never waits on the network.
+
+        When the outbox cannot write, the record is held in memory (published directly while the broker is
+        up; bounded while it is not) and moved to the outbox as soon as a write succeeds again.
+        """
+        payload = payload_from_record(record)
+        try:
+            while self._memory:  # recovery: what waited in memory goes first, in order
+                self.outbox.put(*self._memory[0])
+                self._memory.popleft()
+            self.outbox.put(record.seq, payload)
+        except sqlite3.Error as exc:
+            self._hold(record.seq, payload, exc)
         self._wake.set()
+
+    def _hold(self, seq: int, payload: bytes, exc: sqlite3.Error) -> None:
+        self.stats.outbox_write_failures += 1
+        self._memory.append((seq, payload))
+        while len(self._memory) > self._memory_max:
+            lost, _ = self._memory.popleft()
+            self.stats.memory_dropped += 1
+            self._rate_log.warn("outbox-memory-full", f"memory queue full ({self._memory_max}); dropped seq {lost}")
+        self._rate_log.warn(
+            "outbox-unwritable",
+            f"cannot write to {self.outbox.path} ({exc}); "
+            f"{'publishing directly' if self.stats.connected else 'holding records in memory'}, "
+            f"{len(self._memory)} waiting, {self.stats.memory_dropped} dropped so far",
+        )
 
     def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
         """Samples are not published."""
@@ -279,12 +332,21 @@ class MqttSink:
                 self.outbox.remove(row.id)
                 self._live_after = row.id
                 self.stats.published += 1
+            while self._memory:  # the outbox could not store these: straight to the broker
+                held = self._memory.popleft()
+                try:
+                    await conn.publish(topic, held[1], qos=self._cfg.qos)
+                except BaseException:
+                    self._memory.appendleft(held)
+                    raise
+                self.stats.published += 1
+                self.stats.direct += 1
             if self._closing.is_set():
                 deadline = deadline or loop.time() + self._flush_s
                 if not rows or loop.time() >= deadline:
                     return
                 continue
-            if not rows:
+            if not rows and not self._memory:
                 await self._wake.wait()
 
     async def _replay(self, conn: _Connection) -> None:

@@ -91,6 +91,8 @@ class Outbox:
         self.quarantined: Path | None = None  # where a damaged file found at start was moved
         self.salvaged = 0  # rows copied out of that damaged file
         self.evicted = 0  # rows dropped by the bounds (never published)
+        self.remove_failures = 0  # deletes after a PUBACK that could not be written (retried later)
+        self._unremoved: set[int] = set()  # acknowledged rows whose delete failed: never handed out again
         self._rows = 0
         self._bytes = 0
         try:
@@ -184,13 +186,24 @@ class Outbox:
         return row_id
 
     def remove(self, row_id: int) -> None:
-        """Delete a row once the broker has acknowledged it (no-op if it was already evicted)."""
-        with self._transaction():
-            cur = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING LENGTH(payload)", (row_id,))
-            gone = cur.fetchone()
-        if gone is not None:
-            self._rows -= 1
-            self._bytes -= int(gone[0])
+        """Delete a row once the broker has acknowledged it (no-op if it was already evicted).
+
+        A delete that cannot be written (disk full) is remembered: the row is never handed out again by
+        ``rows`` and the delete is retried with the next one, so a full disk causes no duplicates.
+        """
+        ids = [row_id, *self._unremoved]
+        try:
+            with self._transaction():
+                gone = self._db.execute(
+                    f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))}) RETURNING LENGTH(payload)", ids
+                ).fetchall()
+        except sqlite3.OperationalError:
+            self._unremoved.add(row_id)
+            self.remove_failures += 1
+            return
+        self._unremoved.clear()
+        self._rows -= len(gone)
+        self._bytes -= sum(int(n) for (n,) in gone)
 
     def _enforce_bounds(self, now: float) -> None:
         evicted = self._db.execute(
@@ -223,11 +236,17 @@ class Outbox:
     def rows(self, *, after_id: int = 0, up_to_id: int | None = None, limit: int = 100) -> list[OutboxRow]:
         """The oldest rows with ``after_id < id <= up_to_id``, oldest first."""
         upper = up_to_id if up_to_id is not None else 2**63 - 1
-        found = self._db.execute(
-            "SELECT id, seq, created_s, payload FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-            (after_id, upper, limit),
-        ).fetchall()
-        return [OutboxRow(int(i), int(s), float(c), bytes(p)) for i, s, c, p in found]
+        out: list[OutboxRow] = []
+        while len(out) < limit:
+            found = self._db.execute(
+                "SELECT id, seq, created_s, payload FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after_id, upper, limit),
+            ).fetchall()
+            out += [OutboxRow(int(i), int(s), float(c), bytes(p)) for i, s, c, p in found if i not in self._unremoved]
+            if len(found) < limit:
+                break
+            after_id = int(found[-1][0])
+        return out[:limit]
 
     def last_id(self) -> int:
         """The newest row id ever assigned (0 when none): rows up to it exist now or were handled."""

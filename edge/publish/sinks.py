@@ -52,6 +52,7 @@ def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
         device_id=cfg.device_id,
         outbox=outbox,
         replay_rate_hz=out.replay_rate_hz,
+        memory_max_records=out.memory_max_records,
         discovery=discovery,
     )
 

@@ -145,6 +145,17 @@ class Metrics(Collector):
         yield CounterMetricFamily(
             "vitaledge_outbox_salvaged", "records copied out of a damaged outbox at start", value=outbox.salvaged
         )
+        yield CounterMetricFamily(
+            "vitaledge_outbox_write_failures", "records the outbox could not store (disk full)",
+            value=pub.outbox_write_failures,
+        )
+        yield GaugeMetricFamily(
+            "vitaledge_outbox_memory_depth", "records held in memory while the outbox cannot write",
+            value=mqtt.memory_depth,
+        )
+        yield CounterMetricFamily(
+            "vitaledge_records_lost", "records dropped while the outbox could not write", value=pub.memory_dropped
+        )
         published = CounterMetricFamily(
             "vitaledge_mqtt_published", "records acknowledged by the broker", labels=["topic"]
         )
