@@ -19,7 +19,6 @@ import json
 import logging
 import sqlite3
 import ssl
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -156,9 +155,8 @@ class MqttSink:
 
     @property
     def next_seq(self) -> int:
-        """The ``seq`` the next record should carry: one past the highest this device ever stored."""
-        last = self.outbox.last_seq()
-        return 0 if last is None else last + 1
+        """The ``seq`` the next record should carry: past any this device may have handed out (never reused)."""
+        return self.outbox.next_seq()
 
     # --- Sink protocol ---------------------------------------------------------------------------
 
@@ -297,7 +295,7 @@ class MqttSink:
         # Records that waited longer than `stale_s` (an outage) or that an earlier run of the app left
         # behind (a restart) go to `history`; the rest are live.
         self._boundary = self._live_after = max(
-            self.outbox.last_id_before(time.time() - self._stale_s), self.outbox.inherited_up_to_id
+            self.outbox.last_id_before(self.outbox.now() - self._stale_s), self.outbox.inherited_up_to_id
         )
         await conn.publish(f"{self.base_topic}/status", b"online", qos=1, retain=True)
         if self._discovery is not None:

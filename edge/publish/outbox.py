@@ -1,9 +1,14 @@
 """Disk-backed outbox: every record is stored before it is published and deleted on PUBACK.
 
 SQLite in WAL mode with ``synchronous=NORMAL``: a committed row survives a crash or a kill of the app
-(not necessarily a power cut mid-write). Bounded by rows, payload bytes and age; the oldest rows go
-first and every eviction is counted. Used from the event-loop thread only; each call is one short
-transaction (well under a millisecond on a laptop at the 1 Hz record rate).
+(not necessarily a power cut mid-write). ``seq`` is never reused, even after a power cut: numbers are
+reserved in blocks by a fully synced write; when the machine rebooted since the last open (only then can
+committed rows be gone) numbering resumes past the reserved block (a gap at a new boot id, never a repeat).
+Age is measured on the monotonic clock, anchored to the wall clock once at open,
+so a clock jump (NTP on a Pi with no RTC) neither empties nor freezes the outbox.
+Bounded by rows, payload bytes and age; the oldest rows go first and every eviction is counted.
+Used from the event-loop thread only; each call is one short transaction
+(well under a millisecond on a laptop at the 1 Hz record rate).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Outbox", "OutboxRow", "default_outbox_path"]
+__all__ = ["SEQ_BLOCK", "Outbox", "OutboxRow", "default_outbox_path"]
+
+SEQ_BLOCK = 3600  # seqs reserved per fully synced write: one an hour at 1 Hz
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +76,9 @@ class Outbox:
         max_rows: keep at most this many rows; the oldest beyond it are evicted.
         max_bytes: keep at most this many payload bytes.
         max_age_s: evict rows older than this.
-        clock: unix seconds; injectable for tests.
+        clock: unix seconds, read once at open to anchor the outbox's own clock; injectable for tests.
+        monotonic: seconds on a clock that never jumps; ages within a run are measured on it.
+        system_boot: the kernel's boot id (None: unknown, assume a reboot); injectable for tests.
     """
 
     def __init__(
@@ -80,6 +89,8 @@ class Outbox:
         max_bytes: int = 256 * 1024 * 1024,
         max_age_s: float = 7 * 24 * 3600.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        system_boot: Callable[[], str | None] = lambda: _kernel_boot_id(),
     ) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +98,13 @@ class Outbox:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
-        self._clock = clock
+        self._monotonic = monotonic
+        self._anchor_wall_s = clock()
+        self._anchor_mono_s = monotonic()
         self.quarantined: Path | None = None  # where a damaged file found at start was moved
         self.salvaged = 0  # rows copied out of that damaged file
         self.evicted = 0  # rows dropped by the bounds (never published)
+        self._reserved = 0  # seqs below this may have been handed out (durable in meta.seq_reserved)
         self.remove_failures = 0  # deletes after a PUBACK that could not be written (retried later)
         self._unremoved: set[int] = set()  # acknowledged rows whose delete failed: never handed out again
         self._rows = 0
@@ -103,6 +117,19 @@ class Outbox:
             self._db = self._recover(Path(path), exc)
         # Rows up to this id were accepted by an earlier run of the app: never live, however young.
         self.inherited_up_to_id = self.last_id()
+        self._rebooted = self._note_system_boot(system_boot())
+
+    def _note_system_boot(self, boot: str | None) -> bool:
+        """Whether the machine rebooted since this outbox was last opened; records the current boot."""
+        key = None if boot is None else int(boot.replace("-", "")[:15], 16)
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'system_boot'").fetchone()
+        if key is not None:
+            with contextlib.suppress(sqlite3.Error):  # a full disk: next_seq stays conservative
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('system_boot', ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                    (key, key),
+                )
+        return key is None or found is None or int(found[0]) != key
 
     def _open(self, path: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(str(path), isolation_level=None)  # autocommit; explicit BEGIN below
@@ -116,6 +143,8 @@ class Outbox:
                 raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems[:3]))
             self._db = db
             self._resync()
+            found = db.execute("SELECT value FROM meta WHERE key = 'seq_reserved'").fetchone()
+            self._reserved = int(found[0]) if found else 0
         except BaseException:
             db.close()
             raise
@@ -143,6 +172,10 @@ class Outbox:
         )
         return db
 
+    def now(self) -> float:
+        """The outbox's clock: unix seconds at open plus monotonic time since (rows' ``created_s``)."""
+        return self._anchor_wall_s + (self._monotonic() - self._anchor_mono_s)
+
     def _resync(self) -> None:
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
         self._rows = int(count)
@@ -160,7 +193,7 @@ class Outbox:
         Returns:
             The row id, which orders rows oldest first.
         """
-        now = self._clock()
+        now = self.now()
         try:
             row_id = self._insert(seq, payload, now)
         except sqlite3.Error:
@@ -181,9 +214,34 @@ class Outbox:
             self._rows += 1
             self._bytes += len(payload)
             self._enforce_bounds(now)
+        if seq >= self._reserved:
+            self._reserve(seq + SEQ_BLOCK)
         row_id = cur.lastrowid
         assert row_id is not None  # an INSERT always sets it
         return row_id
+
+    def _reserve(self, up_to: int) -> None:
+        """Durably (fsync, even under ``synchronous=NORMAL``) record that seqs below ``up_to`` are spoken for."""
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('seq_reserved', ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                (up_to, up_to),
+            )
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._reserved = up_to
+
+    def next_seq(self) -> int:
+        """The ``seq`` a new record should carry: past every seq this outbox may ever have handed out.
+
+        Within one boot of the machine (a clean stop, a crash, kill -9: committed rows are all there) that is
+        one past the last stored; after a reboot (a power cut may have lost the last commits) it is past the
+        fully synced reserved block, so no number is used twice.
+        """
+        last = self.last_seq()
+        after_last = 0 if last is None else last + 1
+        return max(after_last, self._reserved) if self._rebooted else after_last
 
     def remove(self, row_id: int) -> None:
         """Delete a row once the broker has acknowledged it (no-op if it was already evicted).
@@ -274,8 +332,20 @@ class Outbox:
         return self._bytes
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Hand back the unused reserved seqs (a clean stop continues without a gap) and close (idempotent)."""
+        with contextlib.suppress(sqlite3.Error):  # closed already, or the disk is full: the gap is harmless
+            last = self.last_seq()
+            if last is not None and self._reserved > last + 1:
+                self._reserve(last + 1)
         self._db.close()
+
+
+def _kernel_boot_id() -> str | None:
+    """Linux's id of the current boot (new after every reboot), or None where there is none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
 
 
 def _corrupt(exc: sqlite3.DatabaseError) -> bool:
@@ -306,11 +376,13 @@ def _salvage(path: Path) -> tuple[list[tuple[int, float, bytes]], int | None]:
                         found[int(i)] = (int(s), float(c), p)
             except sqlite3.Error:
                 pass
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-            last_seq = int(row[0]) if row else None
-        except (sqlite3.Error, TypeError, ValueError):
-            pass
+        for key, past in (("last_seq", 0), ("seq_reserved", 1)):  # never reuse a seq, even from a damaged file
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                if row is not None:
+                    last_seq = max(last_seq if last_seq is not None else -1, int(row[0]) - past)
+            except (sqlite3.Error, TypeError, ValueError):
+                pass
     finally:
         db.close()
     seqs = [s for s, _, _ in found.values()]
