@@ -289,6 +289,8 @@ class MqttConfig(Strict):
     password_file: Path | None = Field(default=None, description="read the password from this file")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = Field(default=None, description="client certificate (PEM) for mutual TLS")
+    tls_key_file: Path | None = Field(default=None, description="its private key (PEM); with tls_cert_file")
     tls_insecure: bool = False
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay (then doubles)")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
@@ -300,6 +302,11 @@ class MqttConfig(Strict):
         if url is None:
             return None
         parts = urlsplit(url)
+        if "@" in parts.netloc:  # checked first: the other messages echo the URL, which must not carry a secret
+            raise ValueError(
+                "url must not carry credentials (user:password@): give mqtt.username and mqtt.password "
+                "(or password_file), which are never logged"
+            )
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ValueError(f"url must start with mqtt:// or mqtts://, got {url!r}")
         if not parts.hostname:
@@ -321,6 +328,8 @@ class MqttConfig(Strict):
         has_secret = self.password is not None or self.password_file is not None
         if (self.username is None) != (not has_secret):
             raise ValueError("username and password (or password_file) must be given together")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together (mutual TLS)")
         return self
 
 

@@ -27,6 +27,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.publish.homeassistant import Discovery
@@ -67,10 +69,33 @@ def broker_address(url: str) -> tuple[str, int, bool]:
         ConfigError: not an mqtt:// or mqtts:// URL with a host.
     """
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ConfigError("mqtt.url: credentials in the URL are refused; use mqtt.username and mqtt.password")
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError(f"mqtt.url: expected mqtt://host[:port] or mqtts://host[:port], got {parts.scheme}://…")
     tls = parts.scheme == "mqtts"
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+# CONNACK codes that retrying will not fix: MQTT 3.1.1 (4 bad user name or password, 5 not authorised) and
+# MQTT 5 (134 bad user name or password, 135 not authorised, 138 banned, 140 bad authentication method).
+_AUTH_REFUSED = {4, 5, 134, 135, 138, 140}
+
+
+class _PermanentError(PublishError):
+    """A failure that needs a person (credentials refused, a file missing), not a quick retry."""
+
+
+def _permanent(exc: BaseException) -> str | None:
+    """What is wrong, when ``exc`` is a failure that retrying soon will not fix; None for a transient one."""
+    if isinstance(exc, MqttConnectError):
+        rc = exc.rc
+        code = rc.value if isinstance(rc, ReasonCode) else rc
+        if code in _AUTH_REFUSED:
+            return f"the broker refused the credentials ({exc}): check mqtt.username and mqtt.password"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the broker's TLS certificate was not accepted ({exc.verify_message}): check mqtt.tls_ca_file"
+    return None
 
 
 class _Connection:
@@ -236,9 +261,16 @@ class MqttSink:
             password = _read_secret(self._cfg.password_file)
         tls_params = None
         if self._tls:
+            for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+                path: Path | None = getattr(self._cfg, key)
+                if path is not None and not path.is_file():
+                    raise _PermanentError(f"mqtt.{key} {path}: file missing")
+            cfg = self._cfg
             tls_params = aiomqtt.TLSParameters(
-                ca_certs=str(self._cfg.tls_ca_file) if self._cfg.tls_ca_file else None,
-                cert_reqs=ssl.CERT_NONE if self._cfg.tls_insecure else ssl.CERT_REQUIRED,
+                ca_certs=str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
+                certfile=str(cfg.tls_cert_file) if cfg.tls_cert_file else None,
+                keyfile=str(cfg.tls_key_file) if cfg.tls_key_file else None,
+                cert_reqs=ssl.CERT_NONE if cfg.tls_insecure else ssl.CERT_REQUIRED,
             )
         return aiomqtt.Client(
             self._host,
@@ -269,9 +301,19 @@ class MqttSink:
                         backoff.reset()
                         _log.info("mqtt: connected to %s as %s", where, self.client_id)
                         await self._session(_Connection(client))
-                except aiomqtt.MqttError as exc:  # connect/disconnect themselves (the adapter covers the rest)
+                except (aiomqtt.MqttError, ssl.SSLError) as exc:  # connect/disconnect (the adapter covers the rest)
+                    if (what := _permanent(exc)) is not None:
+                        raise _PermanentError(what) from exc
                     raise PublishError(str(exc)) from exc
                 return  # closing: the session said `stopped`
+            except _PermanentError as exc:
+                backoff.exhaust()
+                self.stats.connect_failures += 1
+                wait_s = backoff.next_delay()
+                self._rate_log.warn("mqtt-refused", f"{where}: {exc}; retrying every {wait_s:.0f} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), timeout=wait_s)
+                continue
             except (PublishError, OSError) as exc:
                 reason = str(exc)
             except Exception as exc:  # a bug: log it once with its traceback, keep trying
