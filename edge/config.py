@@ -370,6 +370,15 @@ class OverlayConfig(Strict):
     jpeg_quality: int = Field(default=80, ge=10, le=100)
     chart_s: float = Field(default=60.0, ge=10, le=3600, description="history shown on the chart")
     window: bool = Field(default=False, description="also show the annotated frame in an OpenCV window")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host: names the page answers besides localhost, 127.0.0.1, [::1] and the bind address "
+        "(anything else is refused: DNS rebinding)",
+    )
+    max_connections: int = Field(default=64, ge=1, le=10_000, description="connections beyond this are closed")
+    idle_timeout_s: float = Field(
+        default=15.0, gt=0, description="a connection not in a request this long (idle, or slow headers) is closed"
+    )
 
 
 class MetricsConfig(Strict):
