@@ -516,6 +516,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not UTF-8 text (a bad byte at offset {exc.start})") from exc
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -524,6 +526,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{where}: the top level must be a mapping of keys")
+        if bad := [key for key in loaded if not isinstance(key, str)]:
+            raise ConfigError(f"{where}: key {bad[0]!r}: keys must be names (text), not {type(bad[0]).__name__}")
         data = loaded
     data.update(overrides or {})
     try:
