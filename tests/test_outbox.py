@@ -152,3 +152,16 @@ def test_seq_is_never_reused_after_a_power_cut_and_continues_after_a_kill(tmp_pa
     assert unknown.next_seq() >= 20, "no boot id to compare: assume a reboot"
     for each in (unknown, rebooted, again, box):
         each.close()
+
+
+def test_seq_survives_the_outbox_being_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, system_boot=lambda: "0b1")
+    for seq in range(300):
+        box.put(seq, b"p" * 200)
+    box.close()
+    with path.open("r+b") as f:
+        f.truncate(20 * 1024)  # last_seq and the reservation in the file are gone with the pages
+    again = Outbox(path, system_boot=lambda: "0b1")
+    assert again.quarantined is not None and again.next_seq() >= 300, "the reservation beside the file survives"
+    again.close()

@@ -117,7 +117,8 @@ class Outbox:
             self._db = self._recover(Path(path), exc)
         # Rows up to this id were accepted by an earlier run of the app: never live, however young.
         self.inherited_up_to_id = self.last_id()
-        self._rebooted = self._note_system_boot(system_boot())
+        # After a reboot the last commits may be gone; after a recovery, last_seq may have been on a lost page.
+        self._rebooted = self._note_system_boot(system_boot()) or self.quarantined is not None
 
     def _note_system_boot(self, boot: str | None) -> bool:
         """Whether the machine rebooted since this outbox was last opened; records the current boot."""
@@ -144,7 +145,7 @@ class Outbox:
             self._db = db
             self._resync()
             found = db.execute("SELECT value FROM meta WHERE key = 'seq_reserved'").fetchone()
-            self._reserved = int(found[0]) if found else 0
+            self._reserved = max(int(found[0]) if found else 0, self._sidecar_reserved())
         except BaseException:
             db.close()
             raise
@@ -231,6 +232,18 @@ class Outbox:
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._reserved = up_to
+        # Also beside the database, so that a damaged outbox (moved aside at start) cannot take it along.
+        if str(self.path) != ":memory:":
+            with contextlib.suppress(OSError):
+                _write_synced(Path(f"{self.path}.seq"), f"{up_to}\n".encode())
+
+    def _sidecar_reserved(self) -> int:
+        if str(self.path) == ":memory:":
+            return 0
+        try:
+            return int(Path(f"{self.path}.seq").read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return 0
 
     def next_seq(self) -> int:
         """The ``seq`` a new record should carry: past every seq this outbox may ever have handed out.
@@ -338,6 +351,16 @@ class Outbox:
             if last is not None and self._reserved > last + 1:
                 self._reserve(last + 1)
         self._db.close()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``, on disk (fsync) before this returns."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _kernel_boot_id() -> str | None:
