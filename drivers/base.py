@@ -6,12 +6,12 @@ import asyncio
 import collections
 import logging
 import threading
-from collections.abc import AsyncIterator
-from typing import Generic, Protocol, Self, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from fusion.samples import SkinTemperature, ThermalFrame, VisibleFrame
 
-__all__ = ["QueueSource", "Source"]
+__all__ = ["Demand", "DemandAware", "QueueSource", "Source"]
 
 S = TypeVar("S", bound=VisibleFrame | ThermalFrame | SkinTemperature)
 S_co = TypeVar("S_co", bound=VisibleFrame | ThermalFrame | SkinTemperature, covariant=True)
@@ -35,6 +35,18 @@ class Source(Protocol[S_co]):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
     def samples(self) -> AsyncIterator[S_co]: ...
+
+
+# Asked before a sample is produced: would fusion take a sample of this type (``type(sample).__name__``) captured
+# at this ``t_mono``? False means skip it unmade. It counts the sample as offered and decides, like a submit.
+Demand = Callable[[str, int], bool]
+
+
+@runtime_checkable
+class DemandAware(Protocol):
+    """A source that can skip making samples fusion would not take (a rendered rig, a decoder that can skip)."""
+
+    def set_demand(self, demand: Demand | None) -> None: ...
 
 
 class _Failed:

@@ -22,6 +22,7 @@ from typing import Self, TypedDict
 
 import numpy as np
 
+from drivers.base import Demand
 from drivers.synthetic_physio import (
     HeartRateTrack,
     OuTrack,
@@ -41,6 +42,7 @@ _NS = 1_000_000_000
 _PTT_HAND_S = 0.08  # the pulse reaches the palm this much later than the face
 _E4_STEP_C = 0.02  # E4 temperature resolution
 _STREAM_ORDER = ("wristband", "thermal", "webcam")  # tie-break at equal times
+_SAMPLE_TYPE = {"wristband": "SkinTemperature", "thermal": "ThermalFrame", "webcam": "VisibleFrame"}
 
 
 class _Stamp(TypedDict):
@@ -100,6 +102,11 @@ class SimulatedRig:
         self._max_lag_s = max_lag_s
         self._scene: Scene | None = None
         self._entered = False
+        self._demand: Demand | None = None
+
+    def set_demand(self, demand: Demand | None) -> None:
+        """Ask ``demand(sample_type, t_mono)`` before rendering each sample in real time (DemandAware)."""
+        self._demand = demand
 
     # --- Source lifecycle ---------------------------------------------------------------------------
 
@@ -117,7 +124,19 @@ class SimulatedRig:
         """Yield samples in ``t_mono`` order until ``duration_s`` of sample time has passed."""
         if not self._entered:
             raise RuntimeError(f"{self.name}: use 'async with' before iterating samples()")
-        it = self.stream(self.duration_s, t0_mono_ns=time.monotonic_ns(), t0_wall=time.time())
+        t0_mono_ns = time.monotonic_ns()
+        # A sample already too late to be kept (in real time), or one fusion would thin out (``set_demand``),
+        # is skipped before it is rendered: on a slow CPU the rig must not spend its time rendering what is dropped.
+        max_lag_ns = round(self._max_lag_s * _NS) if self.realtime else None
+        demand = self._demand
+
+        def skip(stream: str, t_mono: int) -> bool:
+            if max_lag_ns is not None and time.monotonic_ns() - t_mono > max_lag_ns:
+                self.dropped += 1  # late: lost, as a camera's frame nobody read in time
+                return True
+            return demand is not None and not demand(_SAMPLE_TYPE[stream], t_mono)
+
+        it = _RigRun(self, self._get_scene(), self.duration_s, t0_mono_ns, time.time()).run(skip=skip)
         while self._entered:
             # Rendering runs off the event loop so a fast run never starves other tasks.
             sample = await asyncio.to_thread(next, it, None)
@@ -298,7 +317,8 @@ class _RigRun:
             meta={"true_skin_c": x},
         )
 
-    def run(self) -> Iterator[Sample]:
+    def run(self, skip: Callable[[str, int], bool] | None = None) -> Iterator[Sample]:
+        """The samples in time order; ``skip(stream, t_mono)`` true leaves one out unrendered (a gap in ``seq``)."""
         rig = self.rig
         streams = [s for s in _STREAM_ORDER if rig._enabled[s]]
         index = dict.fromkeys(streams, 0)
@@ -317,4 +337,7 @@ class _RigRun:
             if self.end_ns is not None and t_ns >= self.end_ns:
                 return
             index[stream] += 1
+            if skip is not None and skip(stream, self.t0_mono_ns + t_ns):
+                self.seq[stream] += 1  # a gap in seq is a sample not delivered
+                continue
             yield make[stream](t_ns)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, assert_never
 
-from drivers.base import Source
+from drivers.base import DemandAware, Source
 from edge.build import build_backoff, build_fusion, build_source
 from edge.config import (
     BleThermometerConfig,
@@ -67,6 +67,8 @@ async def _supervise(
     """
     backoff = backoff or Backoff()
     source_stats = stats.source(source.name)
+    if isinstance(source, DemandAware):  # it can skip making what fusion would thin out (a slow CPU)
+        source.set_demand(pipeline.demand(source.name))
     while not stop.is_set():
         try:
             async with source:

@@ -4,7 +4,12 @@ thermal pipelines, and the fusion loop. edge/ opens files and sessions here; fus
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, assert_never
 
 from drivers.base import Source
@@ -30,7 +35,8 @@ from fusion.errors import ConfigError
 from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
 from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
-from fusion.pulse_onnx import InferenceSession, OnnxPulseEstimator
+from fusion.pulse_onnx import InferenceSession
+from fusion.pulse_stream import onnx_pulse_estimator
 from fusion.rppg import HeartRatePipeline
 from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
@@ -40,7 +46,7 @@ __all__ = [
     "build_face_detector",
     "build_fusion",
     "build_heart_rate_pipeline",
-    "build_pulse_estimator",
+    "build_pulse_estimators",
     "build_source",
     "build_thermal_pipeline",
 ]
@@ -175,8 +181,9 @@ def build_face_detector(cfg: HeartRateConfig) -> FaceDetector:
         raise ConfigError(f"heart_rate.face_detector: {cfg.face_detector}: {exc}") from exc
 
 
-def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
-    """The configured pulse estimator at ``fs_hz``; for ``onnx`` the model file is opened here.
+def build_pulse_estimators(cfg: HeartRateConfig, fs_hz: float) -> list[PulseEstimator]:
+    """The configured pulse estimators at ``fs_hz`` (``fused``: POS, CHROM and the model when set);
+    ONNX model files are opened here.
 
     Raises:
         ConfigError: the model cannot be opened or its metadata is incomplete.
@@ -184,35 +191,93 @@ def build_pulse_estimator(cfg: HeartRateConfig, fs_hz: float) -> PulseEstimator:
     history_s = cfg.window_s + 2 * cfg.step_s
     match cfg.method:
         case "pos":
-            return PosEstimator(fs_hz, history_s=history_s)
+            return [PosEstimator(fs_hz, history_s=history_s)]
         case "chrom":
-            return ChromEstimator(fs_hz, history_s=history_s)
+            return [ChromEstimator(fs_hz, history_s=history_s)]
         case "onnx":
             assert cfg.model is not None  # the config validator requires it
-            session = _open_session(cfg.model, "heart_rate.model")
-            try:
-                return OnnxPulseEstimator(session, fs_hz=fs_hz, history_s=history_s)
-            except ValueError as exc:
-                raise ConfigError(f"heart_rate.model: {cfg.model}: {exc}") from exc
+            return [_onnx_estimator(cfg.model, fs_hz, history_s)]
+        case "fused":
+            estimators: list[PulseEstimator] = [
+                PosEstimator(fs_hz, history_s=history_s),
+                ChromEstimator(fs_hz, history_s=history_s),
+            ]
+            if cfg.model is not None:
+                estimators.append(_onnx_estimator(cfg.model, fs_hz, history_s))
+            return estimators
 
 
-def build_heart_rate_pipeline(cfg: HeartRateConfig, fs_hz: float) -> HeartRatePipeline:
-    """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second."""
+def _onnx_estimator(model: Path, fs_hz: float, history_s: float) -> PulseEstimator:
+    session = _open_session(model, "heart_rate.model")
+    try:
+        return onnx_pulse_estimator(session, fs_hz=fs_hz, history_s=history_s)
+    except ValueError as exc:
+        raise ConfigError(f"heart_rate.model: {model}: {exc}") from exc
+
+
+def build_heart_rate_pipeline(
+    cfg: HeartRateConfig, fs_hz: float, *, detector: FaceDetector | None = None, record_pulse: bool = False
+) -> HeartRatePipeline:
+    """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second.
+
+    Args:
+        cfg: the heart-rate configuration.
+        fs_hz: the nominal frame rate.
+        detector: replaces the configured face detector (e.g. a ``FullFrameDetector`` for skin patches).
+        record_pulse: keep the pulse fed to the heart-rate estimator (``pulse_segments``; evaluation).
+    """
     return HeartRatePipeline(
-        detector=build_face_detector(cfg),
-        estimator=build_pulse_estimator(cfg, fs_hz),
+        detector=detector if detector is not None else build_face_detector(cfg),
+        estimators=build_pulse_estimators(cfg, fs_hz),
         fs_hz=fs_hz,
         window_s=cfg.window_s,
         step_s=cfg.step_s,
+        record_pulse=record_pulse,
+        tracker=cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None,
     )
+
+
+# The onnxruntime versions known to import on a Cortex-A72 (a Raspberry Pi 4): 1.28 and later crash on
+# import under emulation of that core, and Pi 4 owners report "Illegal instruction" with some wheels.
+ONNXRUNTIME_RANGE = ">=1.20,<1.25"
+
+
+def _import_onnxruntime(key: str) -> ModuleType:
+    """onnxruntime, imported only now that ``key`` configures an ONNX model; ConfigError when it cannot be.
+
+    A wheel built for a newer CPU kills the interpreter on import (SIGILL/SIGSEGV), which no ``except``
+    catches: it is imported once in a child process first, so that the error can say what to do.
+    """
+    advice = (
+        f'install a build that runs on this CPU: pip install "onnxruntime{ONNXRUNTIME_RANGE}"'
+        f" (or remove {key} to use the default POS estimator and Haar detector)"
+    )
+    if "onnxruntime" in sys.modules:  # imported before (or made unimportable on purpose: None)
+        probe_rc = 0
+    else:
+        probe = [sys.executable, "-c", "import onnxruntime"]
+        probe_rc = subprocess.run(probe, capture_output=True, check=False).returncode
+    if probe_rc < 0:
+        version = importlib.metadata.version("onnxruntime")
+        raise ConfigError(
+            f"{key}: onnxruntime {version} crashes on import on this CPU (signal {-probe_rc}); {advice}"
+        )
+    try:
+        ort = importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        try:
+            version = importlib.metadata.version("onnxruntime")
+        except importlib.metadata.PackageNotFoundError:
+            version = "(not installed)"
+        raise ConfigError(f"{key}: onnxruntime {version} cannot be imported ({exc}); {advice}") from exc
+    return ort
 
 
 def _open_session(path: Path, key: str) -> InferenceSession:
     """An onnxruntime CPU session for ``path``; ConfigError naming the key when it cannot be opened."""
-    import onnxruntime as ort
-
     if not path.is_file():
         raise ConfigError(f"{key}: no such file: {path}")
+    ort = _import_onnxruntime(key)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one core for the model, the other for decode and the rest
     options.log_severity_level = 3

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from fusion.errors import ConfigError
+from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.offset import PAPER_PALM, PAPER_WRIST
 from fusion.samples import PlanckConstants
 
@@ -248,12 +249,27 @@ SourceConfig = Annotated[
 # --- fusion -----------------------------------------------------------------------------------------
 
 
+class TrackerConfig(Strict):
+    """The heart-rate tracker over the spectrogram (fusion.hrtrack)."""
+
+    sigma_bpm: float = Field(default=DEFAULT_TRACKER.sigma_bpm, gt=0.0, le=60.0, description="rate change a second")
+    lag_s: float = Field(default=float(DEFAULT_TRACKER.lag_steps), ge=0.0, le=30.0, description="look-ahead")
+
+    def settings(self, step_s: float) -> TrackerSettings:
+        return TrackerSettings(sigma_bpm=self.sigma_bpm, lag_steps=round(self.lag_s / step_s))
+
+
 class HeartRateConfig(Strict):
-    method: Literal["pos", "chrom", "onnx"] = "pos"
-    model: Path | None = Field(default=None, description="ONNX PPG model, required when method is onnx")
+    method: Literal["fused", "pos", "chrom", "onnx"] = Field(
+        default="fused", description="fused: POS and CHROM (and `model` when set), spectra summed"
+    )
+    model: Path | None = Field(default=None, description="ONNX PPG model: required for onnx, optional for fused")
     face_detector: Path | None = Field(default=None, description="ONNX face detector; unset: OpenCV Haar")
     window_s: float = Field(default=10.0, ge=4.0, le=60.0)
     step_s: float = Field(default=1.0, gt=0.0, le=10.0)
+    tracker: TrackerConfig | None = Field(
+        default_factory=TrackerConfig, description="null: the session-median blend of earlier versions"
+    )
 
     @model_validator(mode="after")
     def _model_for_onnx(self) -> Self:

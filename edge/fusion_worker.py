@@ -8,8 +8,12 @@ therefore never wait on a frame, and ``AppStats`` stays a loop-only object.
 
 When fusion falls behind:
 
-- a *live* source (a device, or the rig in real time) cannot wait: its oldest queued sample is dropped
-  and counted in ``SourceStats.fusion_dropped``;
+- a *live* source (a device, or the rig in real time) cannot wait. First, its frames are thinned evenly
+  in sample time to what fusion can take (``edge.decimate``: webcam down to 10 fps, thermal down to 1 Hz,
+  counted in ``SourceStats.fusion_skipped``; records then say ``degraded``). If the queue still fills,
+  a queued sample is dropped and counted in ``SourceStats.fusion_dropped``: the oldest webcam frame
+  first, then the oldest thermal frame, a wristband reading only when nothing else is queued, so the
+  temperature is never starved by webcam frames;
 - any other source (a replay, a file, ``demo --fast``) waits for room instead, so a finite run still
   fuses every sample and gives the same records as before, bit for bit;
 - records are never dropped: the worker takes one of ``record_queue_size`` slots per record and waits
@@ -29,17 +33,30 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Self
 
+from edge.decimate import Decimator
 from edge.publish.dispatch import Dispatcher
 from edge.ratelimit import RateLimitedLog
 from edge.stats import AppStats
 from fusion.loop import FusionLoop
-from fusion.samples import Sample
+from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
 __all__ = ["FusionWorker"]
 
 _log = logging.getLogger(__name__)
 _POLL_S = 0.1  # how often a waiting worker looks whether it was abandoned
+_NS_PER_S = 1_000_000_000
+
+
+def _drop_rank(sample: Sample) -> int:
+    """Which queued sample gives way first: the costliest to fuse and the most plentiful."""
+    match sample:
+        case VisibleFrame():
+            return 0
+        case ThermalFrame():
+            return 1
+        case _:
+            return 2
 
 
 @dataclass(slots=True)
@@ -47,6 +64,7 @@ class _Item:
     source: str
     sample: Sample
     live: bool
+    degraded: bool = False  # frames were being thinned or dropped when it was accepted
 
 
 @dataclass(slots=True)
@@ -77,7 +95,8 @@ class FusionWorker:
             dropped oldest first when the queue is full. Others wait for room.
         queue_size: samples waiting for the worker, at most.
         record_queue_size: records produced but not yet sent, at most.
-        clock: seconds, for the fusion latency; injectable for tests.
+        clock: seconds, for the fusion latency and the busy fraction; injectable for tests.
+        decimator: thins live frames when fusion cannot keep up; a default ``Decimator()`` when None.
     """
 
     def __init__(
@@ -90,6 +109,7 @@ class FusionWorker:
         queue_size: int = 16,
         record_queue_size: int = 32,
         clock: Callable[[], float] = time.perf_counter,
+        decimator: Decimator | None = None,
     ) -> None:
         if queue_size < 1 or record_queue_size < 1:
             raise ValueError("queue sizes must be positive")
@@ -99,6 +119,9 @@ class FusionWorker:
         self._live = frozenset(live_sources)
         self._queue_size = queue_size
         self._clock = clock
+        self._decimator = decimator if decimator is not None else Decimator()
+        self._last_drop_t: int | None = None  # t_mono of the latest sample a full queue dropped (loop side)
+        self._admitted: dict[tuple[str, str], int] = {}  # (source, type) -> t_mono a demand() call admitted
         self._faults = RateLimitedLog(_log)
         # Shared with the worker thread, guarded by _cond: the input queue and the flags below.
         self._cond = threading.Condition()
@@ -161,7 +184,15 @@ class FusionWorker:
         source_stats.samples += 1
         source_stats.samples_by_kind[type(sample).__name__] += 1
         source_stats.last_t_mono = sample.t_mono
-        item = _Item(source, sample, source in self._live)
+        live = source in self._live
+        kind = type(sample).__name__
+        admitted = self._admitted.get((source, kind)) == sample.t_mono  # by demand(), before it was made
+        if live and not admitted and not self._decimator.admit(kind, sample.t_mono):
+            source_stats.fusion_skipped += 1
+            return
+        recently_dropped = self._last_drop_t is not None and sample.t_mono - self._last_drop_t < _NS_PER_S
+        # Only live samples are ever thinned or dropped; a replay's records are complete whatever the CPU.
+        item = _Item(source, sample, live, degraded=live and (self._decimator.degraded or recently_dropped))
         while True:
             with self._cond:
                 if len(self._queue) < self._queue_size:
@@ -177,9 +208,30 @@ class FusionWorker:
                 self._room.clear()
             await self._room.wait()
 
+    def demand(self, source: str) -> Callable[[str, int], bool]:
+        """For a live source that can skip making a sample (``drivers.base.DemandAware``): would fusion take it?
+
+        The answer is the decimator's, given once: a sample admitted here is not thinned again in ``submit``,
+        one refused is counted in ``fusion_skipped`` (it is never made, so never submitted). A source calls it
+        from its own thread between its submits (the rig renders in one), never concurrently with them.
+        """
+
+        def wants(kind: str, t_mono: int) -> bool:
+            if source not in self._live or self._decimator.admit(kind, t_mono):
+                self._admitted[(source, kind)] = t_mono
+                return True
+            self._stats.source(source).fusion_skipped += 1
+            return False
+
+        return wants
+
     def _drop_oldest_live(self, item: _Item) -> None:
-        """Make room for a live sample (caller holds _cond): drop the oldest live one, maybe ``item``."""
-        victim = next((queued for queued in self._queue if queued.live), item)
+        """Make room for a live sample (caller holds _cond): drop the oldest live one of the kind that gives
+        way first (webcam, then thermal, then the rest), maybe ``item`` itself."""
+        candidates = [queued for queued in self._queue if queued.live]
+        candidates.append(item)
+        victim = min(candidates, key=lambda queued: _drop_rank(queued.sample))  # min keeps the oldest of a rank
+        self._last_drop_t = item.sample.t_mono
         if victim is not item:
             self._queue.remove(victim)
             self._queue.append(item)
@@ -215,6 +267,7 @@ class FusionWorker:
         started = self._clock()
         fusion = self._fusion
         rejected_before = sum(fusion.rejected.values())
+        fusion.degraded = item.degraded
         # Records due before this sample are cut first, so a sample that breaks a pipeline cannot
         # take records already owed with it.
         records = fusion.advance(item.sample.t_mono, item.sample.t_wall)
@@ -252,7 +305,12 @@ class FusionWorker:
         stats.fusion_latency.add(outcome.latency_s)
         with self._cond:
             stats.fusion_queue_depth = len(self._queue)
+        self._decimator.observe(
+            outcome.latency_s, self._clock(), backlog=stats.fusion_queue_depth > self._queue_size // 2
+        )
+        stats.degraded, stats.fusion_scale = self._decimator.degraded, self._decimator.scale
         source, sample = item.source, item.sample
+        stats.source(source).fused_by_kind[type(sample).__name__] += 1
         if outcome.error is not None:
             kind = f"fusion_{type(sample).__name__}"
             stats.errors[kind] += 1

@@ -39,6 +39,8 @@ class SourceStats:
     samples: int = 0
     dropped: int = 0  # copied from the source's own drop counter
     fusion_dropped: int = 0  # live samples the fusion queue dropped (oldest first) because fusion was behind
+    fusion_skipped: int = 0  # live frames left out evenly to keep up (edge.decimate): a slow CPU, not a fault
+    fused_by_kind: collections.Counter[str] = field(default_factory=collections.Counter)  # samples fusion processed
     restarts: int = 0  # times the supervisor reopened it
     errors: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind
     last_t_mono: int | None = None
@@ -57,6 +59,8 @@ class AppStats:
     fusion_latency: RollingQuantiles = field(default_factory=RollingQuantiles)  # per sample, seconds
     fusion_queue_depth: int = 0  # samples waiting for the fusion worker
     record_waits: int = 0  # times the worker waited because the record queue was full
+    degraded: bool = False  # frames are being thinned to keep up (edge.decimate)
+    fusion_scale: float = 1.0  # share of each frame stream's rate fusion keeps now (floors apply)
     event_loop_lag: RollingQuantiles = field(default_factory=RollingQuantiles)  # how late a timer woke, seconds
     errors: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind, app-wide
 

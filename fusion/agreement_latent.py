@@ -21,6 +21,18 @@ a general GLMM solver (statsmodels' ``BinomialBayesMixedGLM`` would carry one ra
   too skewed for a Wald interval). It treats pixels as independent, as the model does; neighbouring
   pixels of real masks are not, so the CI is a lower bound on the uncertainty from the pixel side (the
   rater side, R effects, dominates).
+- Nested masks (every pixel's set of raters is the top k of one rater order, e.g. one outline drawn, dilated
+  and eroded; the product's mask beside copies of itself) have no finite fit: the logistic noise only ever
+  costs likelihood there, so it rises as sigma_pixel → ∞ with sigma_rater / sigma_pixel held (an optimiser
+  walks to its bounds and, before this case was caught, the profile search ran for minutes). The limit is
+  returned instead (``nested``): rater j marks pixel i iff a_i / sigma_pixel > -t_j with
+  t_j = Φ⁻¹(share_j), so ICC → 1 / (1 + v), v = var_j(t_j) (ML, mu absorbs the mean), and the profile of
+  r² = sigma_rater² / sigma_pixel² is -R/2 (log r² + v / r²), which gives the CI in closed form; it is
+  the R rater thresholds' uncertainty alone, the pixels' being nil in the limit.
+- Every search is bounded: the fit and each profile step have iteration caps, the profile's bracket
+  doubles to logit(ICC) ±12 at most, and a side whose likelihood never drops enough before that is
+  reported as 0 or 1 (a one-sided interval). A fit that ends at a bound (a variance, mu or a rater effect)
+  gets no CI (``at_bound``).
 """
 
 from __future__ import annotations
@@ -40,6 +52,10 @@ _GRID_STEP = 0.1
 _SIGMA_PIXEL_BOUNDS = (0.1, 100.0)  # lower bound = grid step (trapezoid accuracy); upper: ICC 0.9997
 _SIGMA_RATER_BOUNDS = (1e-3, 20.0)
 _MU_BOUNDS = (-25.0, 25.0)
+_B_CLIP = 20.0  # rater effects are kept within ±20 logits
+_FIT_MAXITER = 200  # L-BFGS-B iterations of the fit (a regular one takes ~20)
+_PROFILE_MAXITER = 60  # and of each profile point, started from the fit
+_LOGIT_ICC_LIMITS = (-12.0, 12.0)  # the profile's bracket: ICC 6e-6 .. 1 - 6e-6
 _LOGISTIC_VAR = math.pi**2 / 3.0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _ETA = np.arange(-_GRID_HALF, _GRID_HALF + _GRID_STEP / 2, _GRID_STEP)
@@ -50,14 +66,15 @@ class LatentICC:
     """Result of one latent-scale fit."""
 
     icc: float
-    ci: tuple[float, float] | None  # 95 % profile-likelihood CI; None when a component sits at a bound
+    ci: tuple[float, float] | None  # 95 % profile-likelihood CI (0 or 1 at an open end); None at a bound
     sigma_pixel: float
     sigma_rater: float
     mu: float
-    rater_effects: tuple[float, ...]  # conditional modes of b_j
+    rater_effects: tuple[float, ...]  # conditional modes of b_j (nested: t_j - mean t, in pixel SDs)
     pixels: int
     patterns: int  # distinct rater patterns among the pixels
-    at_bound: bool  # a variance component sits at its bound (e.g. perfect agreement)
+    at_bound: bool  # a parameter sits at its bound (e.g. perfect agreement, nested masks)
+    nested: bool = False  # nested masks: no finite fit, icc and ci are the limit sigma_pixel → ∞
 
 
 def _icc(sigma_pixel: float, sigma_rater: float) -> float:
@@ -139,13 +156,16 @@ def _laplace(
         step = np.linalg.solve(-hs, g)
         t = 1.0
         while True:
-            cand = np.clip(b + t * step, -20.0, 20.0)
+            cand = np.clip(b + t * step, -_B_CLIP, _B_CLIP)
             v_new, g_new, h_new = h(cand)
-            if v_new >= value - 1e-9 or t < 1e-6:
+            if v_new >= value - 1e-9 or t < 1e-3:
                 break
             t *= 0.5
+        if v_new < value - 1e-9:  # no ascent along the (clipped) Newton direction: at the clip, stop
+            break
+        moved = float(np.max(np.abs(cand - b)))
         b, value, g, hs = cand, v_new, g_new, h_new
-        if float(np.max(np.abs(t * step))) < 1e-9:
+        if moved < 1e-9:  # converged, or held at the clip (no finite mode): more steps change nothing
             break
     neg_h = -hs
     _, logdet = np.linalg.slogdet(neg_h)
@@ -174,6 +194,8 @@ def latent_icc(y: npt.NDArray[np.bool_], *, ci: bool = True) -> LatentICC:
                          mu=float(special.logit(share)) if 0 < share < 1 else math.nan,
                          rater_effects=(0.0,) * r, pixels=int(y.shape[1]), patterns=int(pat.counts.size),
                          at_bound=True)
+    if _is_nested(pat):
+        return _nested_limit(y, pat)
     warm = {"b": np.zeros(r)}
 
     def neg_ll(theta: npt.NDArray[np.float64]) -> float:
@@ -188,14 +210,16 @@ def latent_icc(y: npt.NDArray[np.bool_], *, ci: bool = True) -> LatentICC:
     log_sr = (math.log(_SIGMA_RATER_BOUNDS[0]), math.log(_SIGMA_RATER_BOUNDS[1]))
     bounds: list[tuple[float, float]] = [_MU_BOUNDS, log_sp, log_sr]
     best = optimize.minimize(neg_ll, np.array([mu0, math.log(1.0), math.log(0.3)]), method="L-BFGS-B",
-                             bounds=bounds, options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 500})
+                             bounds=bounds, options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": _FIT_MAXITER})
     theta = np.asarray(best.x, dtype=np.float64)
     mu, lsp, lsr = (float(v) for v in theta)
     sp, sr = math.exp(lsp), math.exp(lsr)
     _, b_hat, _ = _laplace(pat, mu, sp, sr, np.zeros(r))
-    at_bound = any(
-        math.isclose(v, lo, abs_tol=1e-4) or math.isclose(v, hi, abs_tol=1e-4)
-        for v, (lo, hi) in zip(theta[1:], bounds[1:], strict=True)
+    at_bound = (
+        any(math.isclose(v, lo, abs_tol=1e-3) or math.isclose(v, hi, abs_tol=1e-3)
+            for v, (lo, hi) in zip(theta, bounds, strict=True))
+        or float(np.max(np.abs(b_hat))) > _B_CLIP - 1e-6
+        or not best.success  # iteration cap: not a maximum to profile around
     )
     icc = _icc(sp, sr)
     interval = None if at_bound or not ci else _profile_ci(neg_ll, theta, float(best.fun), bounds)
@@ -230,23 +254,51 @@ def _profile_ci(
             return neg_ll(np.array([float(v[0]), lsp, float(v[1])]))
 
         res = optimize.minimize(nll, np.array([theta[0], theta[2]]), method="L-BFGS-B",
-                                bounds=[bounds[0], bounds[2]], options={"ftol": 1e-12, "gtol": 1e-7})
+                                bounds=[bounds[0], bounds[2]],
+                                options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": _PROFILE_MAXITER})
         return float(res.fun) - nll_hat - drop
 
     c_hat = centre_of(theta)
-    limits = (-12.0, 12.0)  # ICC 6e-6 .. 1 - 6e-6
+    limits = _LOGIT_ICC_LIMITS
     ends = []
     for sign in (-1.0, 1.0):
+        # Bracket: steps 0.1, 0.2, 0.4, ... from the estimate, at most to the limit (≤ 9 profile points).
         step, inner = 0.1, c_hat
         outer = c_hat + sign * step
-        while excess(outer) < 0:
+        while (e_outer := excess(outer)) < 0:
             inner, step = outer, step * 2
             outer = c_hat + sign * step
             if not limits[0] < outer < limits[1]:
                 outer = limits[0] if sign < 0 else limits[1]
+                e_outer = excess(outer)
                 break
-        if excess(outer) < 0:  # the likelihood never drops enough: the CI runs to the limit
-            ends.append(outer)
+        if e_outer < 0:  # the likelihood never drops enough: one-sided, the CI runs to 0 or 1
+            ends.append(-math.inf if sign < 0 else math.inf)
         else:
-            ends.append(optimize.brentq(excess, min(inner, outer), max(inner, outer), xtol=2e-3))
+            ends.append(optimize.brentq(excess, min(inner, outer), max(inner, outer), xtol=2e-3, maxiter=40))
     return float(special.expit(ends[0])), float(special.expit(ends[1]))
+
+
+def _is_nested(pat: _Patterns) -> bool:
+    """True when the distinct patterns form a chain: ordered by size, each holds the one before."""
+    bits = pat.bits.astype(bool)
+    rows = bits[np.argsort(bits.sum(axis=1), kind="stable")]
+    return bool(np.all(rows[1:] >= rows[:-1]))
+
+
+def _nested_limit(y: npt.NDArray[np.bool_], pat: _Patterns, level: float = 0.95) -> LatentICC:
+    """The limit sigma_pixel → ∞ for nested masks (module docstring); shares get ½ as ``extent_logits``."""
+    r, n = y.shape
+    shares = (y.sum(axis=1, dtype=np.float64) + 0.5) / (n + 1.0)
+    t = stats.norm.ppf(shares)
+    v = float(np.var(t))
+    drop = 0.5 * float(stats.chi2.ppf(level, 1))
+
+    def excess(x: float) -> float:  # likelihood drop at r² = v / x
+        return float(0.5 * r * (x - 1.0 - math.log(x)) - drop)
+
+    x_lo, x_hi = optimize.brentq(excess, 1e-12, 1.0), optimize.brentq(excess, 1.0, 1e12)
+    return LatentICC(icc=1.0 / (1.0 + v), ci=(1.0 / (1.0 + v / x_lo), 1.0 / (1.0 + v / x_hi)),
+                     sigma_pixel=math.inf, sigma_rater=math.inf, mu=math.nan,
+                     rater_effects=tuple(float(v) for v in t - t.mean()), pixels=int(n),
+                     patterns=int(pat.counts.size), at_bound=True, nested=True)

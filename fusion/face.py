@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Box", "FaceDetector"]
+__all__ = ["Box", "FaceDetector", "FullFrameDetector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +62,11 @@ class FaceDetector(Protocol):
     """Finds faces in a BGR (or greyscale-as-BGR) image; largest first. Built in edge/ or models/."""
 
     def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Box]: ...
+
+
+class FullFrameDetector:
+    """A "detector" that finds the whole image: for video that is all skin (a cropped skin patch) or a
+    camera framed on one region, so the pipeline runs unchanged with a fixed region."""
+
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Box]:
+        return [Box(0.0, 0.0, float(image_bgr.shape[1]), float(image_bgr.shape[0]))]

@@ -13,14 +13,28 @@ smoothing and the fusion with the session median.
 
 from __future__ import annotations
 
+import collections
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
-__all__ = ["BAND_BPM", "HeartRate", "HeartRateEstimator", "SpectralPeak", "spectral_peak"]
+from fusion.hrtrack import SpectrumTracker, TrackerSettings, snap_to_local_peak
+
+__all__ = [
+    "BAND_BPM",
+    "HeartRate",
+    "HeartRateEstimator",
+    "SpectralPeak",
+    "band_spectrum",
+    "fused_spectral_peak",
+    "fused_spectrum",
+    "peak_of_spectrum",
+    "spectral_peak",
+]
 
 BAND_BPM = (40.0, 180.0)
 _NS_PER_S = 1_000_000_000
@@ -49,16 +63,19 @@ class SpectralPeak:
     snr_db: float
 
 
-def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM) -> SpectralPeak:
-    """Heart rate of one window: detrend, Hann taper, zero-pad, periodogram, interpolated peak.
+def band_spectrum(
+    x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM, *, nfft: int = 0
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The in-band power spectrum of one window: band-pass, detrend, Hann taper, zero-pad, periodogram.
 
     Args:
         x: the window's samples at ``fs_hz`` (at least 2 s).
         fs_hz: sample rate.
         band_bpm: search band.
+        nfft: transform length at least (signals of several lengths on one grid); 0: from the window.
 
     Returns:
-        The peak and its confidence.
+        (bin frequencies in Hz, power) over the band; the grid depends only on the transform length.
 
     Raises:
         ValueError: the window is shorter than 2 s or the rate cannot represent the band.
@@ -68,35 +85,47 @@ def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[floa
         raise ValueError(f"window of {n} samples at {fs_hz} Hz is shorter than 2 s")
     if fs_hz <= 2 * band_bpm[1] / 60:
         raise ValueError(f"fs_hz {fs_hz} cannot represent {band_bpm[1]} bpm")
-    nfft = max(n, 1 << math.ceil(math.log2(fs_hz * 60.0 / _MAX_BIN_BPM)))
+    nfft = max(n, nfft, 1 << math.ceil(math.log2(fs_hz * 60.0 / _MAX_BIN_BPM)))
     lo, hi = band_bpm[0] / 60, band_bpm[1] / 60
     # Band-pass first: respiration and slow motion (0.1–0.5 Hz) are often far stronger than the
     # pulse, and through the taper's main lobe (±2/T = ±0.2 Hz) would raise a false peak at 40 bpm.
     sos = sps.butter(_BAND_ORDER, (lo, hi), btype="bandpass", fs=fs_hz, output="sos")
     x = sps.sosfiltfilt(sos, sps.detrend(x, type="linear"))
     f_hz, p = sps.periodogram(x, fs=fs_hz, window="hann", nfft=nfft, detrend="linear")
-    band = (f_hz >= lo) & (f_hz <= hi)
-    idx = np.flatnonzero(band)
-    pb = p[idx]
-    total = float(pb.sum())
-    if not total > 0 or not np.all(np.isfinite(pb)):
+    idx = np.flatnonzero((f_hz >= lo) & (f_hz <= hi))
+    return f_hz[idx], p[idx]
+
+
+def peak_of_spectrum(
+    f_hz: npt.NDArray[np.float64], p: npt.NDArray[np.float64], n: int, fs_hz: float, k: int | None = None
+) -> SpectralPeak:
+    """The peak at bin ``k`` (default: the largest) of a band spectrum, interpolated, with its confidence.
+
+    Args:
+        f_hz: the band's bin frequencies (from :func:`band_spectrum`).
+        p: power in those bins (any scale: one window's, or several normalised ones summed).
+        n: samples in the window (sets the main-lobe width).
+        fs_hz: sample rate.
+        k: the bin to describe; None: the largest.
+    """
+    total = float(p.sum())
+    if not total > 0 or not np.all(np.isfinite(p)):
         return SpectralPeak(bpm=math.nan, confidence=0.0, snr_db=-math.inf)
-    k = int(np.argmax(pb))
-    i = idx[k]
-    f_peak = float(f_hz[i])
-    if 0 < k < len(idx) - 1:
+    k = int(np.argmax(p)) if k is None else k
+    f_peak = float(f_hz[k])
+    if 0 < k < len(p) - 1:
         # Quadratic through log-power of the three bins around the maximum (a Hann main lobe in dB
         # is close to a parabola, so this is nearly unbiased).
-        a, b, c = np.log(p[i - 1 : i + 2] + 1e-30)
+        a, b, c = np.log(p[k - 1 : k + 2] + 1e-30)
         denom = a - 2 * b + c
         if denom < 0:
-            f_peak += float(0.5 * (a - c) / denom) * (f_hz[1] - f_hz[0])
+            f_peak += float(0.5 * (a - c) / denom) * float(f_hz[1] - f_hz[0])
     # Main-lobe half width of a Hann-tapered window of n samples: 2 / T.
     half_hz = 2.0 * fs_hz / n
-    in_lobe = np.abs(f_hz[idx] - f_peak) <= half_hz
-    if 2 * f_peak <= hi:
-        in_lobe |= np.abs(f_hz[idx] - 2 * f_peak) <= half_hz
-    signal_p = float(pb[in_lobe].sum())
+    in_lobe = np.abs(f_hz - f_peak) <= half_hz
+    if 2 * f_peak <= f_hz[-1]:
+        in_lobe |= np.abs(f_hz - 2 * f_peak) <= half_hz
+    signal_p = float(p[in_lobe].sum())
     noise_p = total - signal_p
     share = signal_p / total
     # What white noise would put in the largest of the band's K lobe-sized cells: each cell's share
@@ -104,8 +133,68 @@ def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[floa
     k_cells = max(1, round(1.0 / max(float(in_lobe.mean()), 1e-6)))
     share_noise = min(0.99, sum(1.0 / j for j in range(1, k_cells + 1)) / k_cells)
     confidence = max(0.0, (share - share_noise) / (1.0 - share_noise))
-    snr_db = 10 * math.log10(signal_p / noise_p) if noise_p > 0 else math.inf
+    # A chosen bin with no power near it (the tracker held its path through silence) is no signal.
+    snr_db = -math.inf if signal_p <= 0 else 10 * math.log10(signal_p / noise_p) if noise_p > 0 else math.inf
     return SpectralPeak(bpm=f_peak * 60.0, confidence=min(1.0, confidence), snr_db=snr_db)
+
+
+def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM) -> SpectralPeak:
+    """Heart rate of one window: :func:`band_spectrum`, then :func:`peak_of_spectrum` at its maximum.
+
+    Raises:
+        ValueError: the window is shorter than 2 s or the rate cannot represent the band.
+    """
+    f_hz, p = band_spectrum(x, fs_hz, band_bpm)
+    return peak_of_spectrum(f_hz, p, len(x), fs_hz)
+
+
+def fused_spectrum(
+    windows: list[npt.NDArray[np.float64]], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Several pulse signals of the same heart, one spectrum: their band spectra on one grid, each
+    normalised to unit in-band power, summed, so that no signal outweighs the others by its length or
+    its model's scale (a signal with a clear pulse has a sharp peak, a noisy one spreads its unit power).
+
+    A single window is returned as it is (no normalisation), so one channel gives exactly
+    :func:`band_spectrum`. Windows whose spectrum is flat or not finite add nothing.
+
+    Raises:
+        ValueError: no window, or a window shorter than 2 s.
+    """
+    if not windows:
+        raise ValueError("no window to fuse")
+    nfft = max(len(w) for w in windows)
+    spectra = [band_spectrum(w, fs_hz, band_bpm, nfft=nfft) for w in windows]
+    f_hz = spectra[0][0]
+    if len(spectra) == 1:
+        return f_hz, spectra[0][1]
+    total = np.zeros_like(f_hz)
+    for _, p in spectra:
+        power = float(p.sum())
+        if power > 0 and np.all(np.isfinite(p)):
+            total += p / power
+    return f_hz, total
+
+
+def fused_spectral_peak(
+    signals: list[npt.NDArray[np.float64]], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM
+) -> float:
+    """One rate for several whole pulse signals of the same heart (regions, clips of one subject): the
+    interpolated peak of their :func:`fused_spectrum`.
+
+    Args:
+        signals: pulse signals at ``fs_hz``; those shorter than 2 s are left out.
+        fs_hz: their rate.
+        band_bpm: search band.
+
+    Returns:
+        The fused peak in bpm, or NaN when no signal is usable.
+    """
+    usable = [np.asarray(x, dtype=np.float64) for x in signals if len(x) >= 2 * fs_hz]
+    if not usable:
+        return math.nan
+    f_hz, p = fused_spectrum(usable, fs_hz, band_bpm)
+    return peak_of_spectrum(f_hz, p, max(len(x) for x in usable), fs_hz).bpm
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +202,13 @@ class HeartRate:
     """One published heart rate.
 
     Attributes:
-        bpm: published rate ``c·instant_bpm + (1−c)·median_bpm``.
-        confidence: ``c`` in [0, 1] (Hamming-smoothed like the rate).
-        t_mono: end of the window it describes (ns).
-        instant_bpm: the Hamming-smoothed instantaneous rate.
+        bpm: the published rate: the tracker's (default), or ``c·instant_bpm + (1−c)·median_bpm``.
+        confidence: ``c`` in [0, 1] of the window described.
+        t_mono: end of the window it describes (ns); with the tracker, ``lag_steps`` steps before the
+            newest window.
+        instant_bpm: the tracker's rate, or the Hamming-smoothed instantaneous rate (median blend).
         median_bpm: median of the raw window rates over the session so far.
-        raw_bpm: this window's own spectral peak.
+        raw_bpm: the described window's own spectral peak.
     """
 
     bpm: float
@@ -130,27 +220,50 @@ class HeartRate:
 
 
 class HeartRateEstimator:
-    """Feeds on a uniformly sampled pulse signal; a new heart rate every ``step_s`` once a window is full.
+    """Feeds on uniformly sampled pulse signals; a new heart rate every ``step_s`` once a window is full.
+
+    Several channels (pulse signals of the same face from different estimators, sampled together) are
+    fused by :func:`fused_spectrum`. The rate is then followed by a :class:`SpectrumTracker` over the
+    windows (``tracker``; the default), or, with ``tracker=None``, the earlier median blend: Hamming
+    smoothing over ``smooth_s`` and ``c·h_inst + (1−c)·h_median``.
 
     Args:
-        fs_hz: the pulse signal's rate.
+        fs_hz: the pulse signals' rate.
         window_s: PSD window.
         step_s: time between estimates.
-        smooth_s: span of the Hamming window over successive estimates (5 s: the rate of a resting
-            heart changes little over a few seconds, and the lag is half of it).
+        smooth_s: median blend only: span of the Hamming window over successive estimates.
+        channels: pulse signals pushed together.
+        tracker: the spectrogram tracker's settings; None: the median blend.
     """
 
-    def __init__(self, fs_hz: float, window_s: float = 10.0, step_s: float = 1.0, smooth_s: float = 5.0) -> None:
-        if window_s < 2.0 or step_s <= 0 or smooth_s < 0:
-            raise ValueError("window_s must be ≥ 2 s and step_s > 0, smooth_s ≥ 0")
+    def __init__(
+        self,
+        fs_hz: float,
+        window_s: float = 10.0,
+        step_s: float = 1.0,
+        smooth_s: float = 5.0,
+        *,
+        channels: int = 1,
+        tracker: TrackerSettings | None = None,
+    ) -> None:
+        if window_s < 2.0 or step_s <= 0 or smooth_s < 0 or channels < 1:
+            raise ValueError("window_s must be ≥ 2 s and step_s > 0, smooth_s ≥ 0, channels ≥ 1")
         self.fs_hz = fs_hz
         self.window_s = window_s
+        self.channels = channels
         self._n = round(window_s * fs_hz)
         self._step = max(1, round(step_s * fs_hz))
         self._k_smooth = max(1, round(smooth_s / step_s))
         lo, hi = BAND_BPM
         self._hist = np.zeros(round((hi - lo) / _MEDIAN_BIN_BPM) + 1, dtype=np.int64)
-        self._buf = np.zeros(self._n)
+        self._buf = np.zeros((self._n, channels))
+        self._tracker: SpectrumTracker | None = None
+        if tracker is not None:
+            f_hz, _ = band_spectrum(np.zeros(self._n), fs_hz)
+            self._tracker = SpectrumTracker(f_hz * 60.0, sigma_bpm=tracker.sigma_bpm, lag_steps=tracker.lag_steps)
+        self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = (
+            collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -160,10 +273,20 @@ class HeartRateEstimator:
         self._since = 0
         self._recent: list[tuple[float, float]] = []  # (raw bpm, confidence), newest last
         self._result: HeartRate | None = None
+        self._spectra.clear()
+        if self._tracker is not None:
+            self._tracker.reset()
 
-    def push(self, value: float, t_mono: int) -> None:
-        """Feed one pulse sample taken at ``t_mono`` (ns)."""
-        self._buf[self._pos] = value
+    def push(self, value: float | Sequence[float], t_mono: int) -> None:
+        """Feed one sample of every channel, taken at ``t_mono`` (ns).
+
+        Raises:
+            ValueError: the number of values is not the number of channels.
+        """
+        values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        if values.shape != (self.channels,):
+            raise ValueError(f"expected {self.channels} channel value(s), got {values.shape}")
+        self._buf[self._pos] = values
         self._pos = (self._pos + 1) % self._n
         self._filled = min(self._filled + 1, self._n)
         self._since += 1
@@ -172,14 +295,36 @@ class HeartRateEstimator:
             self._estimate(t_mono)
 
     def result(self) -> HeartRate | None:
-        """The latest heart rate, or None until a full window has been seen since the last reset."""
+        """The latest heart rate, or None until the first window is due since the last reset."""
         return self._result
 
     def _estimate(self, t_mono: int) -> None:
         window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
-        peak = spectral_peak(window, self.fs_hz)
+        f_hz, p = fused_spectrum([window[:, c] for c in range(self.channels)], self.fs_hz)
+        peak = peak_of_spectrum(f_hz, p, self._n, self.fs_hz)
         if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
             return
+        median = self._add_to_median(peak.bpm)
+        if self._tracker is None:
+            self._blend(peak, median, t_mono)
+            return
+        self._spectra.append((t_mono, p, f_hz))
+        answer = self._tracker.push(p)
+        if answer is None:
+            return
+        end_t, described, _ = self._spectra[-1 - answer.lag_steps]
+        chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=snap_to_local_peak(described, answer.bin))
+        raw = peak_of_spectrum(f_hz, described, self._n, self.fs_hz)
+        self._result = HeartRate(
+            bpm=chosen.bpm,
+            confidence=chosen.confidence,
+            t_mono=end_t,
+            instant_bpm=chosen.bpm,
+            median_bpm=median,
+            raw_bpm=raw.bpm,
+        )
+
+    def _blend(self, peak: SpectralPeak, median: float, t_mono: int) -> None:
         self._recent = [*self._recent, (peak.bpm, peak.confidence)][-self._k_smooth :]
         w = np.hamming(len(self._recent)) if len(self._recent) > 2 else np.ones(len(self._recent))
         values = np.array(self._recent)
@@ -188,7 +333,6 @@ class HeartRateEstimator:
         # won the spectrum does not pull the smoothed rate (inverse-variance-like weighting).
         wc = w * values[:, 1]
         instant = float(wc @ values[:, 0] / wc.sum()) if wc.sum() > 1e-6 else float(w @ values[:, 0] / w.sum())
-        median = self._add_to_median(peak.bpm)
         self._result = HeartRate(
             bpm=conf * instant + (1 - conf) * median,
             confidence=conf,

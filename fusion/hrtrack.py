@@ -20,13 +20,31 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SpectrumTracker", "TrackedWindow", "snap_to_local_peak"]
+__all__ = ["DEFAULT_TRACKER", "SpectrumTracker", "TrackedWindow", "TrackerSettings", "snap_to_local_peak"]
 
 # Emission floor as a share of a flat spectrum: a window with no power near the true rate must not
 # make that rate impossible (log 0), only unlikely.
 _FLOOR_SHARE = 1e-3
 # After backtracking, the answer snaps to the window's own local maximum within this many bins.
 _SNAP_BINS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """How the tracker follows the rate.
+
+    Attributes:
+        sigma_bpm: standard deviation of the rate's change from one step (1 s) to the next.
+        lag_steps: windows of look-ahead before a window's rate is published (0: causal).
+    """
+
+    sigma_bpm: float = 3.0
+    lag_steps: int = 3
+
+
+# Chosen by leave-one-out over the seven UBFC development clips with POS and CHROM fused (each fold,
+# fitting on the other six, chose σ = 3 bpm and 3 s of look-ahead from σ ∈ {3, 6, 10}, lag ∈ {0, 3, 6}).
+DEFAULT_TRACKER = TrackerSettings()
 
 
 @dataclass(frozen=True, slots=True)

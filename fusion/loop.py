@@ -71,6 +71,8 @@ class FusionLoop:
         self._period_ns = period_ns
         self._next_record_ns: int | None = None
         self.rejected: collections.Counter[str] = collections.Counter()  # bad samples, by kind
+        # Set by the caller when it thins the samples to keep up (a slow CPU); copied into each record cut.
+        self.degraded = False
 
     @property
     def heart_rate(self) -> HeartRateReading:
@@ -117,6 +119,7 @@ class FusionLoop:
                     t_wall=t_wall - (t_mono - end_ns) / _NS_PER_S,
                     heart_rate=self._heart_rate.reading(),
                     thermal=self._thermal.reading(),
+                    degraded=self.degraded,
                 )
             )
             self._next_record_ns += self._period_ns

@@ -1,20 +1,22 @@
 """The heart-rate path: webcam frames in, a HeartRateReading out (DESIGN §3).
 
-face tracker (buffered box) → crop → pulse estimator (POS / CHROM / ONNX) → heart-rate estimator
-(windowed PSD, smoothing, confidence, fusion with the session median). The fusion loop calls
-``push`` for every webcam frame and ``reading`` once a second; ``vitaledge eval rppg`` and
-``vitaledge bench rppg`` drive the same class.
+face tracker (buffered box) → crop → pulse estimators (POS, CHROM, ONNX; several are fused by their
+normalised spectra) → heart-rate estimator (windowed PSD, a tracker over the spectrogram, confidence).
+The fusion loop calls ``push`` for every webcam frame and ``reading`` once a second; ``vitaledge eval
+rppg`` and ``vitaledge bench rppg`` drive the same class.
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box, FaceDetector
 from fusion.heartrate import HeartRate, HeartRateEstimator
+from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.pulse import PulseEstimator
 from fusion.tracking import FaceTracker
 from fusion.vitals import HeartRateReading
@@ -25,8 +27,8 @@ _NS_PER_S = 1_000_000_000
 # Detector every ~0.2 s: a seated head rarely moves an eighth of the face width (the buffer's margin)
 # faster than that, and the detector is the most expensive step per frame.
 DETECT_INTERVAL_S = 0.2
-# Below this confidence the published rate is mostly the session median: flagged so that consumers
-# can tell a measured rate from a held one.
+# Below this confidence the window's spectrum is close to what noise would give: flagged so that
+# consumers can tell a measured rate from a guess.
 LOW_CONFIDENCE = 0.25
 
 
@@ -35,35 +37,51 @@ class HeartRatePipeline:
 
     Args:
         detector: face detector (edge/ builds it: Haar or ONNX).
-        estimator: pulse estimator (edge/ builds it; ONNX ones get their session from edge/).
+        estimators: pulse estimators fed the same crops (edge/ builds them; ONNX ones get their session
+            from edge/); the first sets the pulse's clock, the others are sampled at its times and
+            their spectra fused with its own. All must share one rate.
         fs_hz: nominal video rate; sets how often the detector runs.
         window_s: PSD window of the heart-rate estimate.
         step_s: time between heart-rate estimates.
         detect_every: detector period in frames; None: about every ``DETECT_INTERVAL_S``.
+        record_pulse: keep every pulse sample fed to the heart-rate estimator in ``pulse_segments``
+            (one list of ``(t_mono, values)`` per stretch of tracking, a value per estimator), for
+            evaluation: the signal the published rates came from, without stitching it again.
+        tracker: the spectrogram tracker's settings; None: the median blend of earlier versions.
     """
 
     def __init__(
         self,
         *,
         detector: FaceDetector,
-        estimator: PulseEstimator,
+        estimators: Sequence[PulseEstimator],
         fs_hz: float,
         window_s: float = 10.0,
         step_s: float = 1.0,
         detect_every: int | None = None,
+        record_pulse: bool = False,
+        tracker: TrackerSettings | None = DEFAULT_TRACKER,
     ) -> None:
         if not fs_hz > 0:
             raise ValueError(f"fs_hz must be positive, got {fs_hz}")
+        if not estimators or len({e.fs_hz for e in estimators}) != 1:
+            raise ValueError(f"need one or more pulse estimators at one rate, got {[e.fs_hz for e in estimators]}")
         every = detect_every if detect_every is not None else max(1, round(DETECT_INTERVAL_S * fs_hz))
-        self.method = estimator.name
+        self.method = "+".join(e.name for e in estimators)
         self.tracker = FaceTracker(detector, detect_every=every)
-        self.estimator = estimator
-        self._hr = HeartRateEstimator(estimator.fs_hz, window_s=window_s, step_s=step_s)
+        self.estimators = tuple(estimators)
+        self.estimator = self.estimators[0]
+        self._hr = HeartRateEstimator(
+            self.estimator.fs_hz, window_s=window_s, step_s=step_s, channels=len(self.estimators), tracker=tracker
+        )
         self._consumed = 0  # pulse samples already fed to the heart-rate estimator
         self._box: Box | None = None
         self._tracking = False
         self._last_t: int | None = None
         self.frames = 0
+        self.record_pulse = record_pulse
+        self.pulse_segments: list[list[tuple[int, tuple[float, ...]]]] = []
+        self._new_segment = True
         self.rejected: collections.Counter[str] = collections.Counter()  # frames not used, by reason
 
     def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
@@ -95,7 +113,9 @@ class HeartRatePipeline:
             return
         self._box = state.box
         self._tracking = True
-        self.estimator.push(image_bgr[y0:y1, x0:x1], t_mono)
+        crop = image_bgr[y0:y1, x0:x1]
+        for estimator in self.estimators:
+            estimator.push(crop, t_mono)
         self._feed_heart_rate()
 
     def heart_rate(self) -> HeartRate | None:
@@ -113,16 +133,23 @@ class HeartRatePipeline:
             )
         flags = ("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()
         return HeartRateReading(
-            bpm=hr.bpm, confidence=hr.confidence, method=self.method, face_box=self._box, flags=flags
+            bpm=hr.bpm,
+            confidence=hr.confidence,
+            method=self.method,
+            face_box=self._box,
+            flags=flags,
+            window_end_t_mono=hr.t_mono,
         )
 
     def _face_lost(self) -> None:
         # The colour signal is discontinuous across a loss: start the windows afresh (the session
         # median survives), so no window ever mixes two faces or a face and the background.
         if self._tracking:
-            self.estimator.reset()
+            for estimator in self.estimators:
+                estimator.reset()
             self._hr.reset()
             self._consumed = 0
+            self._new_segment = True
         self._tracking = False
         self._box = None
 
@@ -130,9 +157,26 @@ class HeartRatePipeline:
         pulse = self.estimator.pulse()
         if pulse is None or pulse.count == self._consumed:
             return
+        others = [e.pulse() for e in self.estimators[1:]]
+        if any(p is None for p in others):
+            return  # a companion still filling its first window: wait, the primary keeps its history
         new = min(pulse.count - self._consumed, len(pulse.signal))
         n = len(pulse.signal)
         step_ns = _NS_PER_S / pulse.fs_hz
-        for i in range(n - new, n):
-            self._hr.push(float(pulse.signal[i]), pulse.t_end - round((n - 1 - i) * step_ns))
+        times = [pulse.t_end - round((n - 1 - i) * step_ns) for i in range(n - new, n)]
+        columns = [np.asarray(pulse.signal[n - new :], dtype=np.float64)]
+        for other in others:
+            assert other is not None
+            m = len(other.signal)
+            other_times = other.t_end - np.round((m - 1 - np.arange(m)) * (_NS_PER_S / other.fs_hz))
+            # Companions run on their own delays: sample each at the primary's times (held at its ends).
+            columns.append(np.interp(np.asarray(times, dtype=np.float64), other_times, other.signal))
+        values = np.column_stack(columns)
+        if self.record_pulse and self._new_segment:
+            self.pulse_segments.append([])
+            self._new_segment = False
+        for t, row in zip(times, values, strict=True):
+            self._hr.push(row, t)
+            if self.record_pulse:
+                self.pulse_segments[-1].append((t, tuple(float(v) for v in row)))
         self._consumed = pulse.count

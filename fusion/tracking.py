@@ -60,7 +60,9 @@ class FaceTracker:
 
     Args:
         detector: any FaceDetector (largest face first).
-        detect_every: run the detector on every n-th frame (1: every frame).
+        detect_every: run the detector on every n-th frame (1: every frame), and at least every half
+            ``lost_after_s`` of frame time: a thinned stream (a slow CPU) runs it less often per second,
+            never so rarely that a face in view counts as lost.
         enlarge: growth of the detector box in width and height (0.25 → 125 %).
         move_s: duration of the interpolated move to a new target.
         lost_after_s: a face not detected for this long is lost (Haar misses single frames when the
@@ -93,11 +95,14 @@ class FaceTracker:
         self._target: Box | None = None
         self._move_start = 0
         self._last_seen: int | None = None
+        self._last_attempt: int | None = None
 
     def update(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> TrackState:
         """Process one frame taken at ``t_mono`` (ns); returns where the face is."""
         detected = False
-        if self._frame % self._every == 0:
+        overdue = self._last_attempt is not None and t_mono - self._last_attempt >= self._lost_ns // 2
+        if self._frame % self._every == 0 or overdue:
+            self._last_attempt = t_mono
             self.detections += 1
             found = self._detect(image_bgr)
             if found:

@@ -18,9 +18,10 @@ class HeartRateReading:
 
     bpm: float | None
     confidence: float  # 0..1; 0 when bpm is None
-    method: str  # "pos" | "chrom" | "onnx"
+    method: str  # the fused estimators: "pos+chrom", "pos", "chrom", "onnx", ...
     face_box: Box | None  # buffered face box in the webcam image
     flags: tuple[str, ...] = ()  # "no_face", "warming_up", "low_confidence", ...
+    window_end_t_mono: int | None = None  # end of the window ``bpm`` describes (ns); None without a rate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +58,9 @@ class VitalsRecord:
     # Which run of the app numbered it (stamped with seq; fusion leaves it empty): a subscriber tells a
     # restart (new boot id, seq from the outbox's next) from a loss (a gap within one boot id).
     boot_id: str = ""
+    # The CPU could not fuse every frame: the heart rate came from a thinned webcam stream, the temperature
+    # from fewer thermal frames (edge.decimate).
+    degraded: bool = False
 
     @property
     def flags(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 
 def true_icc(sigma_pixel: float, sigma_rater: float) -> float:
@@ -44,7 +45,7 @@ def latent_masks(
     b = rng.normal(0.0, sigma_rater, raters)
     if exact_rater_sd and raters > 1:
         b = sigma_rater * (b - b.mean()) / b.std()
-    p = 1.0 / (1.0 + np.exp(-(mu + a[None] + b[:, None, None])))
+    p = special.expit(mu + a[None] + b[:, None, None])  # no overflow for huge sigmas (nested masks)
     return np.asarray(rng.random((raters, *shape)) < p, dtype=np.bool_)
 
 

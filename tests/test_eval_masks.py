@@ -71,3 +71,46 @@ def test_missing_image_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     (dirs[1] / "b.png").unlink()
     assert main(["eval", "masks", "--rater", str(dirs[0]), "--rater", str(dirs[1])]) == 1
     assert "no mask for b" in capsys.readouterr().err
+
+
+def test_product_as_a_rater_beside_its_dilated_and_eroded_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two frames of the simulated rig (120×160 thermal); raters: the product's face mask dilated and eroded,
+    # so all three masks nest (this case once hung the latent fit's CI search past pytest's timeout).
+    from drivers.synthetic import SimulatedRig
+    from edge.evaluation.masks import product_mask
+    from fusion.samples import ThermalFrame
+    from fusion.thermal import ThermalMeasurer
+    from models.face_detectors import HaarFaceDetector
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    names = []
+    for s in SimulatedRig(seed=2, webcam=False, wristband=False).stream(6.0):
+        if isinstance(s, ThermalFrame) and not s.ffc and s.visible is not None and s.seq % 2 == 0:
+            names.append(f"f{s.seq}")
+            np.savez(frames / f"{names[-1]}.npz", celsius=s.celsius, visible=s.visible)
+            if len(names) == 2:
+                break
+    detector = HaarFaceDetector()
+    kernel = np.ones((5, 5), np.uint8)
+    dirs = [tmp_path / "dilated", tmp_path / "eroded"]
+    for d in dirs:
+        d.mkdir()
+    for name in names:
+        face = product_mask(frames, name, "face", lambda: ThermalMeasurer(detector)).astype(np.uint8)
+        assert face.sum() > 500
+        cv2.imwrite(str(dirs[0] / f"{name}.png"), cv2.dilate(face, kernel) * 255)
+        cv2.imwrite(str(dirs[1] / f"{name}.png"), cv2.erode(face, kernel) * 255)
+    assert main(["eval", "masks", "--rater", str(dirs[0]), "--rater", str(dirs[1]), "--product",
+                 "--frames", str(frames), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in report["raters"]] == ["dilated", "eroded", "product", "naive"]
+    product = report["raters"][2]
+    # The others' consensus (strictly more than half of two) is the eroded mask, inside the product's.
+    assert product["tpr"]["mean"] == 1.0 and product["ppv"]["mean"] < 1.0
+    for im in report["images"]:
+        lo, hi = im["icc_pixel_latent_ci"]
+        assert 0.0 < lo < im["icc_pixel_latent"] < hi < 1.0  # the nested limit, with its closed-form CI
+        assert im["sigma_pixel"] is None  # infinite: no finite fit exists

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,27 @@ def test_reset_forgets_the_window_but_keeps_the_session_median() -> None:
     r = est.result()
     assert r is not None and r.raw_bpm == pytest.approx(120, abs=0.5)
     assert 60 <= r.median_bpm <= 120  # median over the whole session: both segments count
+
+
+def test_fused_peak_weighs_signals_by_shape_not_scale() -> None:
+    from fusion.heartrate import fused_spectral_peak
+
+    fs, rng = 15.0, np.random.default_rng(4)
+    t = np.arange(0, 30, 1 / fs)
+    clear = np.sin(2 * np.pi * 1.2 * t) + 0.3 * rng.normal(size=t.size)  # 72 bpm
+    # A huge-scale signal with its power spread over the band must not outvote two clear ones.
+    loud_noise = 1e4 * rng.normal(size=t.size)
+    also_clear = 1e-3 * (np.sin(2 * np.pi * 1.2 * t[:200]) + 0.3 * rng.normal(size=200))
+    assert fused_spectral_peak([clear, loud_noise, also_clear], fs) == pytest.approx(72.0, abs=1.0)
+    assert np.isnan(fused_spectral_peak([np.zeros(10)], fs))
+
+
+def test_a_chosen_bin_with_no_power_near_it_is_no_signal_not_a_crash() -> None:
+    from fusion.heartrate import peak_of_spectrum
+
+    f_hz = np.linspace(40 / 60, 180 / 60, 281)
+    p = np.zeros_like(f_hz)
+    p[-5:] = 1.0  # all power at the top of the band; the tracker's bin is at the bottom
+    peak = peak_of_spectrum(f_hz, p, n=300, fs_hz=30.0, k=3)
+    assert peak.confidence == 0.0 and peak.snr_db == -math.inf
+    assert peak.bpm == pytest.approx(f_hz[3] * 60, abs=0.5)

@@ -12,11 +12,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from edge.web.window import WindowSink, has_display
+import edge.web.window
+from edge.web.window import GUI_HINT, WindowSink, gui_available, has_display
 from tests.overlay_frames import readings, visible_frame
 
 
-def test_no_display_means_one_warning_and_nothing_else(caplog: pytest.LogCaptureFixture) -> None:
+def test_no_display_means_one_warning_and_nothing_else(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge.web.window, "gui_available", lambda: True)  # whatever this build: the display check
+
     async def run() -> WindowSink:
         async with WindowSink(env={}) as window:
             hr, th = readings()
@@ -28,6 +33,25 @@ def test_no_display_means_one_warning_and_nothing_else(caplog: pytest.LogCapture
     assert window.shown == 0
     assert [r.levelno for r in caplog.records if "no reachable display" in r.getMessage()] == [logging.WARNING]
     assert not has_display({}) and not has_display({"DISPLAY": ":4321"}), "set but unreachable: no display"
+
+
+def test_a_headless_opencv_says_which_extra_brings_the_window(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge.web.window, "gui_available", lambda: False)  # as opencv-python-headless
+
+    async def run() -> WindowSink:
+        async with WindowSink(env={"DISPLAY": ":0"}) as window:
+            hr, th = readings()
+            window.observe(visible_frame(0), hr, th)
+            await asyncio.sleep(0.1)
+        return window
+
+    window = asyncio.run(run())
+    assert window.shown == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no GUI (headless)" in warnings[0] and GUI_HINT in warnings[0]
+    assert "vitaledge[gui]" in GUI_HINT and "uninstall -y opencv-python-headless" in GUI_HINT
 
 
 @pytest.fixture
@@ -48,6 +72,7 @@ def xvfb() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.mark.skipif(not gui_available(), reason=f"OpenCV without a GUI (headless build); to run it: {GUI_HINT}")
 async def test_frames_are_drawn_in_a_window_on_a_real_display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", xvfb)
     assert has_display()

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edge.build import build_pulse_estimator
+from edge.build import build_pulse_estimators
 from edge.config import HeartRateConfig
 from fusion.errors import ConfigError
 from fusion.heartrate import spectral_peak
@@ -35,7 +35,8 @@ def _tiny_model(path: Path, *, layout: str = "NCTHW", t: int | str = 64, meta: d
     ]
     channel = helper.make_tensor("channel", TensorProto.INT64, [1], [channel_axis])
     graph = helper.make_graph(nodes, "tiny_rppg", [x], [y], initializer=[luma, channel])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR 10, not the installed onnx's newest: the pinned onnxruntime (<1.25, for the Pi) reads IR ≤ 10 at least.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
     props = {"rppg.layout": layout, "rppg.colour": "yuv", "rppg.normalisation": "temporal_z", "rppg.fs_hz": "30"}
     props.update(meta or {})
     helper.set_model_props(model, props)
@@ -55,7 +56,7 @@ def _crops(bpm: float, seconds: float, fps: float = 29.7) -> Iterator[tuple[np.n
 @pytest.mark.parametrize("layout", ["NCTHW", "NTCHW"])
 def test_model_file_through_onnxruntime_recovers_the_pulse(tmp_path: Path, layout: str) -> None:
     model = _tiny_model(tmp_path / "tiny.onnx", layout=layout)
-    est = build_pulse_estimator(HeartRateConfig(method="onnx", model=model), fs_hz=29.7)
+    est = build_pulse_estimators(HeartRateConfig(method="onnx", model=model), fs_hz=29.7)[0]
     assert isinstance(est, OnnxPulseEstimator)
     assert est.fs_hz == 30.0 and est.contract.chunk == 64 and est.contract.size_hw == (36, 36)
     for crop, t in _crops(84.0, 14.0):
@@ -67,7 +68,7 @@ def test_model_file_through_onnxruntime_recovers_the_pulse(tmp_path: Path, layou
 
 def test_dynamic_time_dimension_takes_the_chunk_from_metadata(tmp_path: Path) -> None:
     model = _tiny_model(tmp_path / "dyn.onnx", t="T", meta={"rppg.chunk_frames": "32"})
-    est = build_pulse_estimator(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)
+    est = build_pulse_estimators(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)[0]
     assert isinstance(est, OnnxPulseEstimator) and est.contract.chunk == 32
 
 
@@ -82,12 +83,12 @@ def test_dynamic_time_dimension_takes_the_chunk_from_metadata(tmp_path: Path) ->
 def test_broken_contract_is_a_config_error_naming_the_key(tmp_path: Path, meta: dict[str, str], message: str) -> None:
     model = _tiny_model(tmp_path / "bad.onnx", meta=meta)
     with pytest.raises(ConfigError, match=message):
-        build_pulse_estimator(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)
+        build_pulse_estimators(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)[0]
 
 
 def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"heart_rate\.model: no such file"):
-        build_pulse_estimator(HeartRateConfig(method="onnx", model=tmp_path / "none.onnx"), fs_hz=30.0)
+        build_pulse_estimators(HeartRateConfig(method="onnx", model=tmp_path / "none.onnx"), fs_hz=30.0)[0]
 
 
 def _tiny_detector(path: Path) -> Path:
@@ -112,7 +113,8 @@ def _tiny_detector(path: Path) -> Path:
             helper.make_tensor("corners", TensorProto.FLOAT, [1, 3, 4], corners),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR 10, not the installed onnx's newest: the pinned onnxruntime (<1.25, for the Pi) reads IR ≤ 10 at least.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
@@ -132,4 +134,4 @@ def test_onnx_face_detector_configured_by_path(tmp_path: Path) -> None:
 def test_chunk_length_disagreeing_with_the_input_is_refused_when_built(tmp_path: Path) -> None:
     model = _tiny_model(tmp_path / "short.onnx", meta={"rppg.chunk_frames": "32"})  # input says 64 frames
     with pytest.raises(ConfigError, match=r"rppg\.chunk_frames 32 disagrees with the input's T dimension 64"):
-        build_pulse_estimator(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)
+        build_pulse_estimators(HeartRateConfig(method="onnx", model=model), fs_hz=30.0)[0]

@@ -183,3 +183,19 @@ async def test_a_slow_consumer_in_real_time_loses_stale_samples_and_they_are_cou
     total = len(list(SimulatedRig(webcam=False, sled_visible=False).stream(2.5)))
     assert rig.dropped > 5 and len(got) + rig.dropped == total
     assert all(b.t_mono > a.t_mono for a, b in itertools.pairwise(got))
+
+
+async def test_a_sample_fusion_would_not_take_is_never_rendered() -> None:
+    asked: list[tuple[str, int]] = []
+
+    def demand(kind: str, t_mono: int) -> bool:  # as FusionWorker.demand when it thins the webcam out
+        asked.append((kind, t_mono))
+        return kind != "VisibleFrame"
+
+    rig = SimulatedRig(realtime=False, duration_s=1.0, sled_visible=False)
+    rig.set_demand(demand)
+    async with rig:
+        kinds = [type(s).__name__ async for s in rig.samples()]
+    assert "VisibleFrame" not in kinds and kinds.count("ThermalFrame") == 9 and kinds.count("SkinTemperature") == 4
+    assert sum(kind == "VisibleFrame" for kind, _ in asked) == 30  # asked about each, rendered none
+    assert rig.dropped == 0  # thinned by request, not lost

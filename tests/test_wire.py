@@ -27,7 +27,12 @@ def _record(*, bpm: float | None = 72.345, face_raw_c: float | None = math.nan) 
         t_mono=123_456_789_000,
         t_wall=1_795_000_000.123456,
         heart_rate=HeartRateReading(
-            bpm=bpm, confidence=0.81234, method="pos", face_box=Box(270.04, 110.0, 190.06, 190.0), flags=("warming_up",)
+            bpm=bpm,
+            confidence=0.81234,
+            method="pos+chrom",
+            face_box=Box(270.04, 110.0, 190.06, 190.0),
+            flags=("warming_up",),
+            window_end_t_mono=120_456_789_000,
         ),
         thermal=ThermalReading(
             face_raw_c=face_raw_c,
@@ -62,12 +67,16 @@ def test_payload_rounds_and_turns_non_finite_into_null() -> None:
     assert body == {
         "schema": 1, "device_id": "lab-1", "boot_id": "5e1f" * 8,
         "seq": 42, "t_wall": 1_795_000_000.123, "t_mono_ns": 123_456_789_000,
-        "heart_rate": {"bpm": 72.3, "confidence": 0.812, "method": "pos", "face_box": [270.0, 110.0, 190.1, 190.0]},
+        "heart_rate": {
+            "bpm": 72.3, "confidence": 0.812, "method": "pos+chrom", "face_box": [270.0, 110.0, 190.1, 190.0],
+            "window_end_t_mono_ns": 120_456_789_000,
+        },
         "temperature": {
             "face_raw_c": None, "face_corrected_c": 35.6, "offset_c": None, "reference": "fused",
             "reference_measured_c": 31.9, "reference_estimated_c": None, "wristband_c": 34.5,
             "registration_ncc": 0.712, "quality": {"face_var": None, "palm_pixels": 410.0, "wrist_pixels": 12.0},
         },
+        "degraded": False,
         "flags": ["ffc", "warming_up"],
     }  # fmt: skip
     assert list(body) == list(json_dict_from_record(_record())), "key order is the schema's"

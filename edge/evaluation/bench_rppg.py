@@ -79,8 +79,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser("rppg", help="frames/s, realtime factor, CPU and memory of the heart-rate path")
     parser.add_argument("file", type=Path, metavar="FILE", help="a video (e.g. 640×480 @ 30 fps)")
     parser.add_argument(
-        "--methods", default=None, help="comma-separated, default pos,chrom (and onnx when --model is given)"
+        "--method",
+        action="append",
+        metavar="SPEC",
+        help="fused, pos, chrom or onnx:PATH (repeat for several); default fused,pos,chrom (and onnx with --model)",
     )
+    parser.add_argument("--methods", default=None, help="comma-separated method names (older form of --method)")
     parser.add_argument("--model", type=Path, help="ONNX pulse model for the onnx method")
     parser.add_argument("--max-s", type=float, help="only the first seconds of the video")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -90,23 +94,30 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
-    methods = args.methods.split(",") if args.methods else ["pos", "chrom"] + (["onnx"] if args.model else [])
+    specs = list(args.method or [])
+    if args.methods:
+        specs += args.methods.split(",")
+    if not specs:
+        specs = ["fused", "pos", "chrom"] + (["onnx"] if args.model else [])
     results: dict[str, dict[str, float]] = {}
     context = multiprocessing.get_context("spawn")
-    for method in methods:
-        print(f"bench rppg: {method} …", file=sys.stderr, flush=True)
+    for spec in specs:
+        method, _, model = spec.partition(":")
+        if method == "onnx" and not model:
+            model = str(args.model) if args.model else ""
+        print(f"bench rppg: {spec} …", file=sys.stderr, flush=True)
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            model = str(args.model) if args.model else None
-            results[method] = pool.submit(bench_method, str(args.file), method, model, args.max_s).result()
+            results[spec] = pool.submit(bench_method, str(args.file), method, model or None, args.max_s).result()
     if args.json:
         print(json.dumps(results))
         return 0
     print(
-        f"{'method':>7} {'fps':>7} {'fps excl. decode':>16} {'× real time':>11} {'CPU s / video s':>15} {'peak RSS':>9}"
+        f"{'method':>12} {'fps':>7} {'fps excl. decode':>16} {'× real time':>11} "
+        f"{'CPU s / video s':>15} {'peak RSS':>9}"
     )
     for method, r in results.items():
         print(
-            f"{method:>7} {r['fps']:>7.1f} {r['fps_decode_excluded']:>16.1f} {r['realtime_factor']:>11.2f} "
+            f"{method[-12:]:>12} {r['fps']:>7.1f} {r['fps_decode_excluded']:>16.1f} {r['realtime_factor']:>11.2f} "
             f"{r['cpu_s_per_video_s']:>15.3f} {r['peak_rss_mb']:>6.0f} MB"
         )
     return 0

@@ -1,10 +1,14 @@
-"""``vitaledge eval rppg``: heart-rate accuracy on clips in UBFC-rPPG form, through the live pipeline.
+"""``vitaledge eval rppg``: heart-rate accuracy through the live pipeline, on UBFC or skin-patch clips.
 
-Each folder holds ``vid.mp4`` or ``vid.avi`` and ``ground_truth.txt`` (row 1 the pulse oximeter's PPG,
-row 2 its heart rate, row 3 timestamps in seconds, irregular). The frames go through the same
-:class:`fusion.rppg.HeartRatePipeline` that ``vitaledge run`` uses, built by the same builder. The
-reference for each published heart rate is the same PSD method (:func:`fusion.heartrate.spectral_peak`)
-on the PPG, resampled by its timestamps, over the same window.
+Each clip is decoded once through the same :class:`fusion.rppg.HeartRatePipeline` that ``vitaledge
+run`` uses (:func:`edge.evaluation.rppg_data.run_clip`); what it published is scored as it is. UBFC
+clips: each published rate is paired with the reference of the same window
+(:class:`fusion.reference.ReferencePpg`); windowed MAE, RMSE, r, and coverage (share of windows
+published without ``low_confidence`` and their MAE). Skin patches: one whole-clip rate per clip and
+one per subject (:func:`fusion.heartrate.fused_spectral_peak` over all its regions), scored over
+subjects. ``--folds leave-one-out`` chooses the heart-rate settings on the other clips for each
+clip (:mod:`edge.evaluation.folds`), replaying the cached pulse; ``--compare`` runs several methods
+on the same clips; ``--plot`` draws Bland–Altman plots and traces (:mod:`edge.evaluation.rppg_plot`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import argparse
 import json
 import math
 import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +28,100 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from edge.config import HeartRateConfig
-from fusion.errors import ConfigError, VitalEdgeError
+from edge.evaluation.folds import leave_one_out
+from edge.evaluation.rppg_data import (
+    ClipRun,
+    EvalDataError,
+    Published,
+    load_ground_truth,
+    load_skin_patches,
+    run_clip,
+)
+from fusion.errors import ConfigError
+from fusion.face import FullFrameDetector
+from fusion.heartrate import HeartRateEstimator, fused_spectral_peak
+from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
+from fusion.reference import ReferencePpg, smoothed_reference
+from fusion.rppg import LOW_CONFIDENCE
 
-__all__ = ["ClipResult", "add_parser", "evaluate_clip", "load_ground_truth", "run"]
+__all__ = [
+    "CANDIDATE_SETTINGS",
+    "ClipResult",
+    "EvalDataError",
+    "HrSetting",
+    "add_parser",
+    "evaluate_clip",
+    "load_ground_truth",
+    "parse_method",
+    "replay",
+    "run",
+    "score_clip",
+    "summarise",
+]
 
 _NS_PER_S = 1_000_000_000
 
 
-class EvalDataError(VitalEdgeError):
-    """A clip folder is missing a file or holds malformed ground truth."""
+@dataclass(frozen=True, slots=True)
+class HrSetting:
+    """The heart-rate choices a fold may select, applied by replaying a clip's cached pulse.
+
+    Attributes:
+        tracker: the spectrogram tracker's settings; None: the median blend.
+        smooth_s: median blend only: Hamming smoothing span.
+        low_confidence: confidence below which a reading is flagged.
+    """
+
+    tracker: TrackerSettings | None = DEFAULT_TRACKER
+    smooth_s: float = 5.0
+    low_confidence: float = LOW_CONFIDENCE
+
+    @property
+    def name(self) -> str:
+        how = (
+            f"tracker σ {self.tracker.sigma_bpm:g} bpm, look-ahead {self.tracker.lag_steps} windows"
+            if self.tracker is not None
+            else f"median blend, smooth {self.smooth_s:g} s"
+        )
+        return f"{how}, flag < {self.low_confidence:g}"
+
+
+# Written down before any fold was scored: the tracker's step σ (a resting heart, a changing one, a
+# loose one) × look-ahead (causal, 3 s, 6 s), and the median blend of earlier versions as one more.
+CANDIDATE_SETTINGS = (
+    *(HrSetting(TrackerSettings(sigma, lag)) for sigma in (3.0, 6.0, 10.0) for lag in (0, 3, 6)),
+    HrSetting(None, smooth_s=5.0),
+)
+
+
+def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> list[Published]:
+    """What the pipeline would have published with ``setting``, from the pulse it recorded.
+
+    One estimator over the whole clip, reset between tracked stretches as the pipeline resets it (the
+    session median survives); with the default setting this reproduces ``run.published``.
+    """
+    channels = run.segments[0][1].shape[1] if run.segments else 1
+    est = HeartRateEstimator(
+        run.fs_hz,
+        window_s=window_s,
+        step_s=step_s,
+        smooth_s=setting.smooth_s,
+        channels=channels,
+        tracker=setting.tracker,
+    )
+    out: list[Published] = []
+    for k, (times, values) in enumerate(run.segments):
+        if k:
+            est.reset()
+        last = None
+        for t, v in zip(times.tolist(), values.tolist(), strict=True):
+            est.push(v, t)
+            hr = est.result()
+            if hr is not None and hr.t_mono != last:
+                last = hr.t_mono
+                flagged = hr.confidence < setting.low_confidence
+                out.append(Published(hr.t_mono / _NS_PER_S, hr.bpm, hr.raw_bpm, hr.confidence, flagged))
+    return out
 
 
 @dataclass(slots=True)
@@ -43,6 +134,7 @@ class ClipResult:
     smoothed_references_bpm: list[float] = field(default_factory=list)
     raw_bpm: list[float] = field(default_factory=list)  # each window's own spectral peak, before smoothing
     flagged: list[bool] = field(default_factory=list)  # the reading was published as low_confidence
+    end_s: list[float] = field(default_factory=list)  # each window's end
     missing_windows: int = 0  # reference windows with no published estimate (face lost)
     whole_clip_bpm: float = math.nan
     whole_clip_reference_bpm: float = math.nan
@@ -71,168 +163,79 @@ class ClipResult:
         }
 
 
+def score_clip(run: ClipRun, published: Sequence[Published], ref: ReferencePpg, cfg: HeartRateConfig) -> ClipResult:
+    """Pairs each published rate with the reference of its window (windows the PPG does not cover are
+    left out) and adds the whole-clip rates."""
+    smoothed = smoothed_reference(ref, cfg.window_s, cfg.step_s)
+    result = ClipResult(name=run.name, frames=run.frames, video_s=run.video_s)
+    for p in published:
+        reference = ref.window_bpm(p.end_s, cfg.window_s)
+        if not math.isfinite(reference):
+            continue
+        result.estimates_bpm.append(p.bpm)
+        result.references_bpm.append(reference)
+        result.raw_bpm.append(p.raw_bpm)
+        result.flagged.append(p.flagged)
+        result.end_s.append(p.end_s)
+        result.smoothed_references_bpm.append(float(smoothed[int(np.argmin(np.abs(smoothed[:, 0] - p.end_s))), 1]))
+    expected = max(0, int((run.video_s - cfg.window_s - 3.0) / cfg.step_s))  # ~3 s POS/CHROM start-up
+    result.missing_windows = max(0, expected - len(result.estimates_bpm))
+    result.whole_clip_bpm = fused_spectral_peak(run.pulse_signals(), run.fs_hz)
+    result.whole_clip_reference_bpm = ref.whole_bpm(run.video_s)
+    return result
+
+
+def _ubfc_run(folder: Path, cfg: HeartRateConfig, max_s: float | None, progress: bool) -> tuple[ClipRun, ReferencePpg]:
+    video, ppg, t_ppg = load_ground_truth(folder)
+    clip = run_clip(video, cfg, name=folder.name, max_s=max_s, progress=progress)
+    return clip, ReferencePpg(ppg, t_ppg, clip.fs_hz)
+
+
+def evaluate_clip(
+    folder: Path, cfg: HeartRateConfig, *, max_s: float | None = None, progress: bool = False
+) -> ClipResult:
+    """Runs one UBFC-form clip through the heart-rate pipeline and scores what it published.
+
+    Raises:
+        EvalDataError: the folder is incomplete or its video cannot be decoded.
+    """
+    clip, ref = _ubfc_run(folder, cfg, max_s, progress)
+    return score_clip(clip, clip.published, ref, cfg)
+
+
 def _r(x: float) -> float | None:
     return round(x, 3) if math.isfinite(x) else None
 
 
-def _mae(a: list[float], b: list[float]) -> float | None:
-    return _r(float(np.mean(np.abs(np.subtract(a, b))))) if a else None
+def _mae(a: Sequence[float], b: Sequence[float]) -> float | None:
+    return _r(float(np.mean(np.abs(np.subtract(a, b))))) if len(a) else None
+
+
+def _rmse(a: Sequence[float], b: Sequence[float]) -> float | None:
+    return _r(float(np.sqrt(np.mean(np.subtract(a, b) ** 2)))) if len(a) else None
 
 
 def _unflagged(clips: list[ClipResult]) -> dict[str, Any]:
-    """MAE over the windows published without the ``low_confidence`` flag, and how many they are."""
+    """Coverage: the windows published without ``low_confidence``, their share and their MAE."""
     pairs = [
         (e, r)
         for c in clips
         for e, r, flagged in zip(c.estimates_bpm, c.references_bpm, c.flagged, strict=True)
         if not flagged
     ]
+    total = sum(len(c.estimates_bpm) for c in clips)
     est, ref = [e for e, _ in pairs], [r for _, r in pairs]
-    return {"unflagged_mae_bpm": _mae(est, ref), "unflagged_windows": len(pairs)}
+    return {
+        "unflagged_mae_bpm": _mae(est, ref),
+        "unflagged_windows": len(pairs),
+        "unflagged_share": _r(len(pairs) / total) if total else None,
+    }
 
 
-def _pearson(a: list[float], b: list[float]) -> float | None:
+def _pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
         return None
     return round(float(np.corrcoef(a, b)[0, 1]), 4)
-
-
-def load_ground_truth(folder: Path) -> tuple[Path, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The video path, PPG samples and their times (s, from 0) of one UBFC-form folder.
-
-    Raises:
-        EvalDataError: no video, no ground truth, or rows that do not make a PPG with increasing times.
-    """
-    if not folder.is_dir():
-        raise EvalDataError(f"{folder}: no such folder")
-    video = next((folder / n for n in ("vid.mp4", "vid.avi") if (folder / n).is_file()), None)
-    if video is None:
-        raise EvalDataError(f"{folder}: no vid.mp4 or vid.avi")
-    gt_path = folder / "ground_truth.txt"
-    try:
-        rows = np.loadtxt(gt_path, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise EvalDataError(f"{gt_path}: cannot read: {exc}") from exc
-    if rows.shape[0] < 3 or rows.shape[1] < 10:
-        raise EvalDataError(f"{gt_path}: expected 3 rows (PPG, HR, time), got shape {rows.shape}")
-    ppg, t_s = rows[0], rows[2] - rows[2][0]
-    if np.any(np.diff(t_s) < 0) or not np.all(np.isfinite(ppg)):
-        raise EvalDataError(f"{gt_path}: timestamps decrease or the PPG holds non-numbers")
-    keep = np.concatenate([[True], np.diff(t_s) > 0])  # repeated timestamps: keep the first
-    return video, ppg[keep], t_s[keep]
-
-
-def evaluate_clip(
-    folder: Path, cfg: HeartRateConfig, *, max_s: float | None = None, progress: bool = False
-) -> ClipResult:
-    """Runs one clip through the heart-rate pipeline and pairs each published rate with its reference.
-
-    Args:
-        folder: a UBFC-form folder.
-        cfg: the heart-rate configuration (method, model, window, step) as ``vitaledge run`` takes it.
-        max_s: use only the first seconds of the clip.
-        progress: draw a progress bar on stderr, when stderr is a terminal (never into a redirected file).
-
-    Raises:
-        EvalDataError: the folder is incomplete or its video cannot be decoded.
-    """
-    import cv2
-
-    from edge.build import build_heart_rate_pipeline
-    from fusion.heartrate import spectral_peak
-
-    progress = progress and sys.stderr.isatty()  # `\r` redraws only make sense on a terminal
-    video, ppg, t_ppg = load_ground_truth(folder)
-    cap = cv2.VideoCapture(str(video))
-    fps = float(cap.get(cv2.CAP_PROP_FPS))
-    if not cap.isOpened() or not fps > 0:
-        raise EvalDataError(f"{video}: cannot open the video")
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
-    if max_s is not None:
-        total = min(total, int(max_s * fps))
-    pipeline = build_heart_rate_pipeline(cfg, fs_hz=fps)
-    fs = pipeline.estimator.fs_hz
-    grid_s = np.arange(0.0, t_ppg[-1], 1.0 / fs)
-    ppg_grid = np.interp(grid_s, t_ppg, ppg)  # resampled by timestamp before any spectral analysis
-    result = ClipResult(name=folder.name)
-    smoothed = _smoothed_reference(ppg_grid, fs, cfg)
-    pulse_parts: list[npt.NDArray[np.float64]] = []
-    consumed, last_t, i = 0, None, 0
-    try:
-        while i < total:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            t_mono = round(i * _NS_PER_S / fps)  # frame times as the video-file source gives them
-            pipeline.push(np.asarray(frame, dtype=np.uint8), t_mono)
-            i += 1
-            pulse = pipeline.estimator.pulse()
-            if pulse is not None and pulse.count != consumed:
-                if pulse.count < consumed:  # the face was lost and the estimator started afresh
-                    consumed = 0
-                new = min(pulse.count - consumed, len(pulse.signal))
-                pulse_parts.append(np.array(pulse.signal[len(pulse.signal) - new :]))
-                consumed = pulse.count
-            hr = pipeline.heart_rate()
-            if hr is not None and hr.t_mono != last_t:
-                last_t = hr.t_mono
-                end_s = hr.t_mono / _NS_PER_S
-                window = ppg_grid[(grid_s > end_s - cfg.window_s) & (grid_s <= end_s)]
-                if len(window) >= 0.95 * cfg.window_s * fs:
-                    result.estimates_bpm.append(hr.bpm)
-                    result.references_bpm.append(spectral_peak(window, fs).bpm)
-                    result.raw_bpm.append(hr.raw_bpm)
-                    result.flagged.append("low_confidence" in pipeline.reading().flags)
-                    k = int(np.argmin(np.abs(smoothed[:, 0] - end_s)))
-                    result.smoothed_references_bpm.append(float(smoothed[k, 1]))
-            if progress and i % 30 == 0:
-                _bar(folder.name, i, total)
-    finally:
-        cap.release()
-    if progress:
-        _bar(folder.name, total, total)
-        print(file=sys.stderr)
-    result.frames = i
-    result.video_s = i / fps
-    expected = max(0, int((result.video_s - cfg.window_s - 3.0) / cfg.step_s))  # ~3 s POS/CHROM start-up
-    result.missing_windows = max(0, expected - len(result.estimates_bpm))
-    if pulse_parts:
-        whole = np.concatenate(pulse_parts)
-        if len(whole) >= 2 * fs:
-            result.whole_clip_bpm = spectral_peak(whole, fs).bpm
-            ref = ppg_grid[grid_s <= result.video_s]
-            result.whole_clip_reference_bpm = spectral_peak(ref, fs).bpm
-    return result
-
-
-def _smoothed_reference(ppg: npt.NDArray[np.float64], fs: float, cfg: HeartRateConfig) -> npt.NDArray[np.float64]:
-    """(window end s, smoothed instantaneous bpm) of the same estimator run on the PPG itself.
-
-    The published rate is Hamming-smoothed over a few windows, so it lags a raw window's peak by half
-    the smoothing span; this second reference has the same lag (the median fusion is left out: it is a
-    prior for unreliable video, not part of the truth).
-    """
-    from fusion.heartrate import HeartRateEstimator
-
-    est = HeartRateEstimator(fs, window_s=cfg.window_s, step_s=cfg.step_s)
-    out = [(math.inf, math.nan)]
-    for i, v in enumerate(ppg):
-        est.push(float(v), round(i * _NS_PER_S / fs))
-        r = est.result()
-        if r is not None and r.t_mono / _NS_PER_S != out[-1][0]:
-            out.append((r.t_mono / _NS_PER_S, r.instant_bpm))
-    return np.array(out[1:] or out)
-
-
-def _bar(name: str, done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    print(
-        f"\r{name:>12} [{'#' * filled}{' ' * (width - filled)}] {100 * done // max(total, 1):3d}%",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def summarise(method: str, clips: list[ClipResult]) -> dict[str, Any]:
@@ -240,61 +243,233 @@ def summarise(method: str, clips: list[ClipResult]) -> dict[str, Any]:
 
     Besides MAE, RMSE and Pearson r of the published rate: ``raw_mae_bpm``, each window's own spectral
     peak before smoothing and median fusion (the pulse signal's quality on its own), and
-    ``unflagged_mae_bpm`` over the ``unflagged_windows`` published without the ``low_confidence``
-    flag (what a subscriber that drops flagged readings gets).
+    ``unflagged_mae_bpm`` over the ``unflagged_windows`` (``unflagged_share`` of all) published without
+    the ``low_confidence`` flag (what a subscriber that drops flagged readings gets).
     """
     est = [e for c in clips for e in c.estimates_bpm]
     ref = [r for c in clips for r in c.references_bpm]
-    err = np.asarray(est) - np.asarray(ref)
     whole = [abs(c.whole_clip_bpm - c.whole_clip_reference_bpm) for c in clips]
     whole = [w for w in whole if math.isfinite(w)]
     return {
         "method": method,
-        "mae_bpm": _r(float(np.mean(np.abs(err)))) if len(err) else None,
-        "rmse_bpm": _r(float(np.sqrt(np.mean(err**2)))) if len(err) else None,
+        "mae_bpm": _mae(est, ref),
+        "rmse_bpm": _rmse(est, ref),
         "pearson_r": _pearson(est, ref),
         "mae_bpm_vs_smoothed_reference": _mae(est, [r for c in clips for r in c.smoothed_references_bpm]),
         "raw_mae_bpm": _mae([b for c in clips for b in c.raw_bpm], ref),
         **_unflagged(clips),
-        "windows": len(err),
+        "windows": len(est),
         "whole_clip_mae_bpm": _r(float(np.mean(whole))) if whole else None,
         "clips": [c.summary() for c in clips],
     }
 
 
+def leave_one_out_summary(
+    method: str,
+    runs: Sequence[tuple[ClipRun, ReferencePpg]],
+    cfg: HeartRateConfig,
+    candidates: Sequence[HrSetting] = CANDIDATE_SETTINGS,
+) -> dict[str, Any]:
+    """Leave-one-out over clips: each clip scored with the setting chosen (lowest windowed MAE) on the
+    others. The report is ``summarise`` over the left-out clips' results, ``mean_fold_mae_bpm`` (the
+    mean of the left-out clips' MAE) and each fold's choice."""
+    cache: dict[tuple[int, HrSetting], ClipResult] = {}
+
+    def scored(i: int, s: HrSetting) -> ClipResult:
+        if (i, s) not in cache:
+            clip, ref = runs[i]
+            cache[(i, s)] = score_clip(clip, replay(clip, s, cfg.window_s, cfg.step_s), ref, cfg)
+        return cache[(i, s)]
+
+    def loss(training: Sequence[int], s: HrSetting) -> float:
+        mae = _mae(
+            [e for i in training for e in scored(i, s).estimates_bpm],
+            [r for i in training for r in scored(i, s).references_bpm],
+        )
+        return math.nan if mae is None else mae
+
+    folds = leave_one_out(len(runs), candidates, loss)
+    held_out = [scored(f.held_out, f.chosen) for f in folds]
+    maes = [m for c in held_out if (m := c.summary()["mae_bpm"]) is not None]
+    return {
+        **summarise(method, held_out),
+        "protocol": "leave-one-out",
+        "mean_fold_mae_bpm": _r(float(np.mean(maes))) if maes else None,
+        "folds": [
+            {"held_out": runs[f.held_out][0].name, "chosen": f.chosen.name, "training_mae_bpm": _r(f.training_loss)}
+            for f in folds
+        ],
+    }
+
+
+def skin_patch_summary(method: str, subjects: list[tuple[str, float, list[ClipRun]]]) -> dict[str, Any]:
+    """One whole-clip rate per clip and one per subject (all regions fused); figures over subjects."""
+    rows: list[dict[str, Any]] = []
+    est: list[float] = []
+    ref: list[float] = []
+    for name, reference, clips in subjects:
+        if len({c.fs_hz for c in clips}) > 1:
+            raise EvalDataError(f"{name}: its clips' rates differ ({sorted({c.fs_hz for c in clips})} Hz)")
+        bpm = fused_spectral_peak([x for c in clips for x in c.pulse_signals()], clips[0].fs_hz)
+        if math.isfinite(bpm):
+            est.append(bpm)
+            ref.append(reference)
+        clip_rows = []
+        for c in clips:
+            b = fused_spectral_peak(c.pulse_signals(), c.fs_hz)
+            clip_rows.append({"name": c.name, "bpm": _r(b), "error_bpm": _r(b - reference), "video_s": _r(c.video_s)})
+        rows.append(
+            {
+                "name": name,
+                "bpm": _r(bpm),
+                "reference_bpm": _r(reference),
+                "error_bpm": _r(bpm - reference),
+                "clips": clip_rows,
+            }
+        )
+    return {
+        "method": method,
+        "mae_bpm": _mae(est, ref),
+        "rmse_bpm": _rmse(est, ref),
+        "pearson_r": _pearson(est, ref),
+        "subjects_scored": len(est),
+        "subjects": rows,
+    }
+
+
+def parse_method(spec: str) -> tuple[str, HeartRateConfig]:
+    """``fused``, ``pos``, ``chrom``, ``onnx:PATH`` or ``fused:PATH`` as a display name and a configuration.
+
+    Raises:
+        ConfigError: an unknown method or an onnx method without a model.
+    """
+    method, _, model = spec.partition(":")
+    try:
+        return spec, HeartRateConfig(method=method, model=Path(model) if model else None)  # type: ignore[arg-type]  # pydantic checks the literal
+    except ValidationError as exc:
+        raise ConfigError(f"method {spec!r}: {exc.errors()[0]['msg']}") from exc
+
+
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("rppg", help="heart-rate accuracy on UBFC-form clips (video + ground_truth.txt)")
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="clip folders")
-    parser.add_argument("--method", choices=("pos", "chrom", "onnx"), default="pos")
-    parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx)")
+    parser = sub.add_parser("rppg", help="heart-rate accuracy on UBFC-form clips or a skin-patch set")
+    parser.add_argument(
+        "dirs", nargs="+", type=Path, metavar="DIR", help="clip folders (ubfc) or one folder (skin-patches)"
+    )
+    parser.add_argument("--dataset", choices=("ubfc", "skin-patches"), default="ubfc")
+    parser.add_argument("--method", choices=("fused", "pos", "chrom", "onnx"), default="fused")
+    parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx; fused adds it to POS and CHROM)")
+    parser.add_argument("--compare", help="also run these methods on the same clips: pos,chrom,onnx:PATH,fused:PATH")
+    parser.add_argument("--folds", choices=("leave-one-out",), help="choose settings on the other clips (ubfc)")
+    parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
+def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """One method over the clip set: its summary and what the plots need."""
+    t0 = time.perf_counter()
+    plot_data: Any
+    if args.dataset == "skin-patches":
+        if len(args.dirs) != 1:
+            raise ConfigError("--dataset skin-patches takes one folder")
+        subjects = [
+            (s.name, s.reference_bpm, [_skin_run(p, cfg, args) for p in s.clips])
+            for s in load_skin_patches(args.dirs[0])
+        ]
+        summary, plot_data = skin_patch_summary(name, subjects), subjects
+    else:
+        runs = [_ubfc_run(d, cfg, args.max_s, True) for d in args.dirs]
+        published = summarise(name, [score_clip(c, c.published, ref, cfg) for c, ref in runs])
+        if args.folds == "leave-one-out":
+            # The live figures ride along (same decode): what the default settings published.
+            summary = {**leave_one_out_summary(name, runs, cfg), "as_published": published}
+        else:
+            summary = published
+        plot_data = runs
+    summary["run_s"] = round(time.perf_counter() - t0, 1)
+    return summary, plot_data
+
+
+def _skin_run(path: Path, cfg: HeartRateConfig, args: argparse.Namespace) -> ClipRun:
+    return run_clip(path, cfg, name=path.stem, detector=FullFrameDetector(), max_s=args.max_s, progress=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.folds and args.dataset == "skin-patches":
+        raise ConfigError("--folds applies to windowed UBFC figures; no setting changes a whole-clip estimate")
     try:
-        cfg = HeartRateConfig(method=args.method, model=args.model)
+        default_cfg = HeartRateConfig(method=args.method, model=args.model)
     except ValidationError as exc:
         raise ConfigError(f"--method {args.method}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
-    _check_clip_length(args.max_s, cfg)
-    clips = [evaluate_clip(d, cfg, max_s=args.max_s, progress=True) for d in args.dirs]
-    summary = summarise(args.method, clips)
+    _check_clip_length(args.max_s, default_cfg)
+    default = args.method if args.model is None else f"{args.method}:{args.model}"
+    methods = [(default, default_cfg)]
+    for spec in (args.compare or "").split(","):
+        if spec.strip() and spec.strip() not in {m for m, _ in methods}:
+            methods.append(parse_method(spec.strip()))
+    results = {}
+    for name, cfg in methods:
+        print(f"eval rppg: {name} …", file=sys.stderr, flush=True)
+        results[name] = _evaluate_method(name, cfg, args)
+    if args.plot is not None:
+        from edge.evaluation.rppg_plot import write_plots
+
+        for path in write_plots(args.plot, args.dataset, {n: r[1] for n, r in results.items()}, default_cfg):
+            print(f"wrote {path}", file=sys.stderr)
+    summaries = {n: r[0] for n, r in results.items()}
+    out: dict[str, Any] = summaries[default]
+    if len(methods) > 1:
+        base = summaries[default]["mae_bpm"]
+        out = {
+            "default": default,
+            "methods": summaries,
+            "mae_ratio_default_to": {
+                n: (round(base / s["mae_bpm"], 3) if base is not None and s["mae_bpm"] else None)
+                for n, s in summaries.items()
+            },
+        }
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(out))
         return 0
+    for name, s in summaries.items():
+        _print_summary(s, args.dataset)
+        if len(methods) > 1 and name != default:
+            ratio = out["mae_ratio_default_to"][name]
+            print(f"MAE ratio {default} / {name}: {_f(ratio, 0, 3)}")
+        print()
+    return 0
+
+
+def _print_summary(s: dict[str, Any], dataset: str) -> None:
+    if dataset == "skin-patches":
+        print(f"{'subject':>10} {'clips':>5} {'bpm':>7} {'ref':>7} {'error':>7}")
+        for row in s["subjects"]:
+            print(
+                f"{row['name']:>10} {len(row['clips']):>5} {_f(row['bpm'])} {_f(row['reference_bpm'])} "
+                f"{_f(row['error_bpm'])}"
+            )
+        print(
+            f"method {s['method']}: subject MAE {_f(s['mae_bpm'], 0)}  RMSE {_f(s['rmse_bpm'], 0)}  "
+            f"r {_f(s['pearson_r'], 0, 3)}  ({s['subjects_scored']} subjects, {s['run_s']} s)"
+        )
+        return
     print(
         f"{'clip':>12} {'windows':>7} {'MAE':>7} {'RMSE':>7} {'r':>6} {'raw MAE':>7} "
         f"{'unflagged MAE (n)':>17} {'whole-clip err':>14}"
     )
-    for row in [*summary["clips"], {**summary, "name": "all", "whole_clip_error_bpm": summary["whole_clip_mae_bpm"]}]:
+    for row in [*s["clips"], {**s, "name": "all", "whole_clip_error_bpm": s["whole_clip_mae_bpm"]}]:
         print(
             f"{row['name']:>12} {row['windows']:>7} {_f(row['mae_bpm'])} {_f(row['rmse_bpm'])} "
             f"{_f(row['pearson_r'], 6, 2)} {_f(row['raw_mae_bpm'])} "
             f"{_f(row['unflagged_mae_bpm'], 11)} ({row['unflagged_windows']:>3}) {_f(row['whole_clip_error_bpm'], 14)}"
         )
-    print(f"(bpm; method {args.method})")
-    return 0
+    share = s["unflagged_share"]
+    print(f"(bpm; method {s['method']}; unflagged share {_f(share, 0, 3)}; {s['run_s']} s)")
+    for fold in s.get("folds", []):
+        print(f"  fold {fold['held_out']}: chose {fold['chosen']} (training MAE {_f(fold['training_mae_bpm'], 0)})")
+    if "mean_fold_mae_bpm" in s:
+        print(f"leave-one-out: mean over left-out clips {_f(s['mean_fold_mae_bpm'], 0)} bpm")
 
 
 def _check_clip_length(max_s: float | None, cfg: HeartRateConfig) -> None:

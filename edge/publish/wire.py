@@ -41,9 +41,16 @@ class HeartRateMessage(_Wire):
 
     bpm: Annotated[float, Field(ge=40, le=180)] | None
     confidence: Annotated[float, Field(ge=0, le=1)]
-    method: Literal["pos", "chrom", "onnx"]
+    method: Annotated[str, Field(pattern=r"^(pos|chrom|onnx)(\+(pos|chrom|onnx))*$")] = Field(
+        description="the pulse estimators whose spectra were fused, e.g. pos+chrom"
+    )
     face_box: Annotated[list[float], Field(min_length=4, max_length=4)] | None = Field(
         description="x, y, width, height in webcam pixels"
+    )
+    window_end_t_mono_ns: int | None = Field(
+        default=None,
+        description="end of the window the rate describes (monotonic ns); the tracker looks a few windows "
+        "ahead, so it is that much before the record's t_mono_ns",
     )
 
 
@@ -81,6 +88,11 @@ class VitalsMessage(_Wire):
     replayed: bool = Field(default=False, description="true on the history topic: sent late, after an outage")
     heart_rate: HeartRateMessage
     temperature: TemperatureMessage
+    degraded: bool = Field(
+        default=False,
+        description="the CPU could not fuse every frame: the heart rate came from fewer webcam frames"
+        " (at least 10 fps), the temperature from fewer thermal frames",
+    )
     flags: list[str] = Field(json_schema_extra={"uniqueItems": True})
 
 
@@ -116,6 +128,7 @@ def message_from_record(record: VitalsRecord) -> VitalsMessage:
             confidence=_num(hr.confidence, 3) or 0.0,
             method=hr.method,
             face_box=hr.face_box.as_list() if hr.face_box else None,
+            window_end_t_mono_ns=hr.window_end_t_mono,
         ),
         temperature=TemperatureMessage.model_construct(
             face_raw_c=_num(th.face_raw_c, 2),
@@ -128,6 +141,7 @@ def message_from_record(record: VitalsRecord) -> VitalsMessage:
             registration_ncc=_num(th.registration_ncc, 3),
             quality={k: _num(v, 3) for k, v in sorted(th.quality.items())},
         ),
+        degraded=record.degraded,
         flags=list(record.flags),
     )
 

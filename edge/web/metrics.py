@@ -80,6 +80,12 @@ class Metrics(Collector):
         dropped = CounterMetricFamily(
             "vitaledge_source_dropped", "samples the source dropped because the app was slow", labels=["source"]
         )
+        fused_fps = GaugeMetricFamily(
+            "vitaledge_fusion_fps", "samples fused per second since the previous scrape", labels=["source", "kind"]
+        )
+        fusion_skipped = CounterMetricFamily(
+            "vitaledge_fusion_skipped", "live frames left out evenly so fusion keeps up (slow CPU)", labels=["source"]
+        )
         fusion_dropped = CounterMetricFamily(
             "vitaledge_fusion_dropped", "live samples the fusion queue dropped, oldest first", labels=["source"]
         )
@@ -94,6 +100,9 @@ class Metrics(Collector):
             for kind, count in sorted(src.samples_by_kind.items()):
                 fps.add_metric([name, kind], self._fps(name, kind, count, now))
                 samples.add_metric([name, kind], count)
+            for kind, count in sorted(src.fused_by_kind.items()):
+                fused_fps.add_metric([name, kind], self._fps(name, f"fused:{kind}", count, now))
+            fusion_skipped.add_metric([name], src.fusion_skipped)
             dropped.add_metric([name], src.dropped)
             fusion_dropped.add_metric([name], src.fusion_dropped)
             restarts.add_metric([name], src.restarts)
@@ -102,7 +111,7 @@ class Metrics(Collector):
                 errors.add_metric([name, kind], count)
         for kind, count in sorted(st.errors.items()):
             errors.add_metric(["app", kind], count)
-        yield from (fps, samples, dropped, fusion_dropped, restarts, connected, errors)
+        yield from (fps, samples, fused_fps, dropped, fusion_skipped, fusion_dropped, restarts, connected, errors)
         yield CounterMetricFamily("vitaledge_records", "VitalsRecords produced by fusion", value=st.records)
         yield GaugeMetricFamily(
             "vitaledge_fusion_latency_seconds", "fusion time of the latest sample", value=st.fusion_latency_s
@@ -112,6 +121,12 @@ class Metrics(Collector):
         )
         yield GaugeMetricFamily(
             "vitaledge_fusion_queue_depth", "samples waiting for the fusion worker", value=st.fusion_queue_depth
+        )
+        yield GaugeMetricFamily(
+            "vitaledge_degraded", "1 while frames are thinned because fusion cannot keep up", value=float(st.degraded)
+        )
+        yield GaugeMetricFamily(
+            "vitaledge_fusion_scale", "share of each frame stream fusion keeps (floors apply)", value=st.fusion_scale
         )
         yield CounterMetricFamily(
             "vitaledge_record_queue_waits", "times fusion waited for room in the record queue", value=st.record_waits

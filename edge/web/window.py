@@ -1,7 +1,9 @@
 """``vitaledge run --window``: the annotated webcam frame in an OpenCV window, drawn in its own thread.
 
 The event loop only swaps a reference (``observe``); the thread draws the newest frame at most ``fps``
-times a second, so a slow display never holds up fusion. Without a display it logs once and does nothing.
+times a second, so a slow display never holds up fusion. Without a display, or with an OpenCV build that has
+no GUI (the default ``opencv-python-headless``; the ``[gui]`` extra brings ``opencv-python``), it logs once
+what is missing and does nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +23,23 @@ from edge.web.draw import annotate_visible
 from fusion.samples import Sample, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
-__all__ = ["WindowSink", "has_display"]
+__all__ = ["GUI_HINT", "WindowSink", "gui_available", "has_display"]
 
 _log = logging.getLogger(__name__)
+# Both wheels install the same ``cv2`` package: the headless one must go before the GUI one comes.
+GUI_HINT = (
+    "pip uninstall -y opencv-python-headless && pip install 'vitaledge[gui]' "
+    "(opencv-python-headless and opencv-python cannot be installed together)"
+)
+
+
+def gui_available() -> bool:
+    """Whether this OpenCV build can open windows (``opencv-python``, not ``opencv-python-headless``)."""
+    for line in cv2.getBuildInformation().splitlines():
+        name, _, value = line.strip().partition(":")
+        if name == "GUI":
+            return value.strip().upper() not in ("", "NONE")
+    return False
 
 
 def has_display(env: Mapping[str, str] = os.environ) -> bool:
@@ -75,6 +91,9 @@ class WindowSink:
         self.errors = 0
 
     async def __aenter__(self) -> Self:
+        if not gui_available():
+            _log.warning("window: this OpenCV build has no GUI (headless); the web overlay still runs. %s", GUI_HINT)
+            return self
         if not has_display(self._env):
             _log.warning("window: no reachable display ($DISPLAY / $WAYLAND_DISPLAY); the web overlay still runs")
             return self
