@@ -46,7 +46,7 @@ class Child:
 
     async def _answer(self, command: str) -> dict[str, Any]:
         assert self.proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 20)
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 40)
         assert line, f"the publisher child died during {command!r}"
         self.state = json.loads(line)
         return self.state
