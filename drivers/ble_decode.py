@@ -16,6 +16,8 @@ import datetime as dt
 import struct
 from dataclasses import dataclass
 
+from fusion.samples import implausible_skin_c
+
 __all__ = [
     "E4_SAMPLES_PER_PACKET",
     "E4_SAMPLE_RATE_HZ",
@@ -31,7 +33,6 @@ __all__ = [
 E4_SAMPLES_PER_PACKET = 4
 E4_SAMPLE_RATE_HZ = 4.0
 _E4_PACKET_BYTES = 12
-_PLAUSIBLE_C = (-40.0, 85.0)  # outside this a reading is a decoding fault, not a temperature
 
 # IEEE-11073 FLOAT special mantissas (exponent 0 in the standard; checked on the mantissa alone).
 _SPECIAL_MANTISSAS = {
@@ -106,9 +107,8 @@ def decode_ieee11073_float(data: bytes) -> float:
 
 
 def _check_range(celsius: float, what: str) -> float:
-    low, high = _PLAUSIBLE_C
-    if not low <= celsius <= high:
-        raise PacketError(f"{what} {celsius:.2f} °C outside {low:g}..{high:g} °C", "range")
+    if (why := implausible_skin_c(celsius)) is not None:
+        raise PacketError(f"{what} {why}", "range")
     return celsius
 
 

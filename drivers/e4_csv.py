@@ -3,8 +3,8 @@
 Format (Empatica's export): row 1 the session start as unix time (UTC), row 2 the sample rate in Hz
 (4 for TEMP), then one value (°C) a line. Sample n is at ``start + n / rate``: that is its ``t_wall``;
 its ``t_mono`` is the monotonic clock at ``__aenter__`` plus ``n / rate``, whatever the playback
-speed, so fusion sees the recording's own timeline. A bad line is a ``DecodeError`` naming file and
-line, counted and skipped (its time slot stays empty).
+speed, so fusion sees the recording's own timeline. A bad line, or a value outside the wristband's
+plausible range, is a ``DecodeError`` naming file and line, counted and skipped (its time slot stays empty).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import NamedTuple, TextIO
 
 from drivers.base import QueueSource
 from fusion.errors import DecodeError, SourceError, SourceUnavailableError, UnavailableReason
-from fusion.samples import SkinTemperature
+from fusion.samples import SkinTemperature, implausible_skin_c
 
 __all__ = ["E4CsvHeader", "E4CsvSource", "read_e4_header"]
 
@@ -119,6 +119,11 @@ class E4CsvSource(QueueSource[SkinTemperature]):
                 message = f"{self._path}:{lineno}: not a temperature: {text!r}"
                 self.errors.append(DecodeError(self.name, message, "value"))
                 self._count_decode_error("value", message)
+                continue
+            if (why := implausible_skin_c(celsius)) is not None:
+                message = f"{self._path}:{lineno}: implausible: {why}"
+                self.errors.append(DecodeError(self.name, message, "range"))
+                self._count_decode_error("range", message)
                 continue
             offset_s = n / rate_hz
             if self._speed is not None:

@@ -17,7 +17,7 @@ import time
 
 from drivers.base import QueueSource
 from fusion.errors import SourceUnavailableError, UnavailableReason
-from fusion.samples import SkinTemperature
+from fusion.samples import SkinTemperature, implausible_skin_c
 
 __all__ = ["E4ServerSource"]
 
@@ -128,6 +128,9 @@ class E4ServerSource(QueueSource[SkinTemperature]):
                 raise ValueError("not finite")
         except ValueError as exc:
             self._count_decode_error("line", f"bad E4 server line {line!r}: {exc}")
+            return
+        if (why := implausible_skin_c(celsius)) is not None:
+            self._count_decode_error("range", f"implausible E4 server reading {line!r}: {why}")
             return
         self._offer(
             SkinTemperature(

@@ -100,10 +100,15 @@ def _image_record(record: bytes, where: str, flags: int) -> npt.NDArray[np.gener
     width, height = struct.unpack_from("<HH", record, 2)
     body = record[_RECORD_HEADER:]
     if body.startswith(b"\x89PNG") or body.startswith(b"\xff\xd8"):
-        image = cv2.imdecode(np.frombuffer(body, np.uint8), flags)
-        if image is None:
+        try:
+            image = cv2.imdecode(np.frombuffer(body, np.uint8), flags)
+        except cv2.error as exc:  # OpenCV raises on some damaged images instead of returning None
+            raise _fail(where, f"embedded image does not decode: {str(exc).strip()[:120]}") from exc
+        if image is None or image.size == 0:
             raise _fail(where, "embedded image does not decode")
         return np.asarray(image)
+    if width == 0 or height == 0:
+        raise _fail(where, f"image record is {width}×{height}: empty")
     if len(body) < 2 * width * height:
         raise _fail(where, f"raw record holds {len(body)} bytes, {width}×{height} needs {2 * width * height}")
     return np.frombuffer(body, "<u2", count=width * height).reshape(height, width)

@@ -111,7 +111,7 @@ def _parse_status(data: bytes) -> Mapping[str, object] | None:
     text = data.split(b"\x00", 1)[0]
     try:
         status = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
     return status if isinstance(status, dict) else None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import zipfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ __all__ = [
 SCHEMA = 1
 SESSION = "session.json"
 MANIFEST = "samples.jsonl"
+# What a damaged or hostile session raises while one sample is loaded: counted and skipped, never fatal.
+_DAMAGED = (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError, EOFError, zipfile.BadZipFile)
 _NS = 1_000_000_000
 
 
@@ -102,7 +105,7 @@ def read_manifest(folder: Path, source: str = "replay") -> tuple[dict[str, Any],
         raise SourceUnavailableError(
             source, f"{folder}: no recorded session ({SESSION} missing)", UnavailableReason.ABSENT
         ) from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise SourceError(source, f"{header_path}: unreadable: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != "vitaledge-session" or header.get("schema") != SCHEMA:
         raise SourceError(source, f"{header_path}: not a vitaledge session of schema {SCHEMA}")
@@ -117,9 +120,11 @@ def read_manifest(folder: Path, source: str = "replay") -> tuple[dict[str, Any],
             entry = json.loads(line)
             if not isinstance(entry, dict) or entry.get("type") not in ("visible", "thermal", "skin"):
                 raise ValueError("not a sample entry")
-            int(entry["t_mono"]), int(entry["n"])
+            for key in ("t_mono", "n"):
+                if type(entry[key]) is not int:  # bool is an int subclass, and is refused
+                    raise TypeError(f"{key} must be an integer, got {type(entry[key]).__name__}")
             entries.append(entry)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             bad.append(f"{folder / MANIFEST}:{lineno}: {exc}")
     entries.sort(key=lambda e: (int(e["t_mono"]), int(e["n"])))
     return header, entries, bad
@@ -162,9 +167,16 @@ class _SessionFiles:
         self.videos: dict[str, _VideoReader] = {}
         self.chunks: dict[str, tuple[str, dict[str, npt.NDArray[Any]]]] = {}
 
+    def inside(self, name: str) -> Path:
+        """``folder / name``, refused (ValueError) unless it stays inside the session folder."""
+        path = self.folder / name
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            raise ValueError(f"{name!r} is outside the session folder")
+        return path
+
     def image(self, ref: Mapping[str, Any]) -> npt.NDArray[np.uint8]:
         name = str(ref["file"])
-        path = self.folder / name
+        path = self.inside(name)
         if name.endswith(".png"):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
@@ -176,7 +188,7 @@ class _SessionFiles:
     def chunk(self, source: str, name: str) -> dict[str, npt.NDArray[Any]]:
         cached = self.chunks.get(source)
         if cached is None or cached[0] != name:
-            with np.load(self.folder / name) as npz:
+            with np.load(self.inside(name)) as npz:
                 cached = (name, {key: npz[key] for key in npz.files})
             self.chunks[source] = cached
         return cached[1]
@@ -239,7 +251,7 @@ def iter_session(folder: Path, errors: list[str] | None = None) -> Iterator[Samp
         for entry in entries:
             try:
                 sample = _load(files, entry)
-            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            except _DAMAGED as exc:
                 if errors is not None:
                     errors.append(f"sample n={entry.get('n')} ({entry.get('type')}): {exc}")
                 continue
@@ -295,7 +307,7 @@ class ReplaySource(QueueSource[Sample]):
         for entry in self._entries:
             try:
                 sample = await asyncio.to_thread(_load, files, entry)
-            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            except _DAMAGED as exc:
                 message = f"sample n={entry.get('n')} ({entry.get('type')}): {exc}"
                 self.errors.append(DecodeError(self.name, message, "missing"))
                 self._count_decode_error("missing", message)

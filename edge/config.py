@@ -305,6 +305,8 @@ class MqttConfig(Strict):
     password_file: Path | None = Field(default=None, description="read the password from this file")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = Field(default=None, description="client certificate (PEM) for mutual TLS")
+    tls_key_file: Path | None = Field(default=None, description="its private key (PEM); with tls_cert_file")
     tls_insecure: bool = False
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay (then doubles)")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
@@ -316,6 +318,11 @@ class MqttConfig(Strict):
         if url is None:
             return None
         parts = urlsplit(url)
+        if "@" in parts.netloc:  # checked first: the other messages echo the URL, which must not carry a secret
+            raise ValueError(
+                "url must not carry credentials (user:password@): give mqtt.username and mqtt.password "
+                "(or password_file), which are never logged"
+            )
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ValueError(f"url must start with mqtt:// or mqtts://, got {url!r}")
         if not parts.hostname:
@@ -337,6 +344,8 @@ class MqttConfig(Strict):
         has_secret = self.password is not None or self.password_file is not None
         if (self.username is None) != (not has_secret):
             raise ValueError("username and password (or password_file) must be given together")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together (mutual TLS)")
         return self
 
 
@@ -351,6 +360,11 @@ class OutboxConfig(Strict):
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, description="payload bytes kept at most")
     max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="rows older than this are dropped")
     replay_rate_hz: float = Field(default=50.0, gt=0, description="history replay rate after a reconnect")
+    memory_max_records: int = Field(
+        default=3600, ge=1,
+        description="while the outbox cannot write (disk full) and the broker is away, records held in memory; "
+        "the oldest beyond this are dropped (counted)",
+    )
 
 
 class HomeAssistantConfig(Strict):
@@ -372,6 +386,15 @@ class OverlayConfig(Strict):
     jpeg_quality: int = Field(default=80, ge=10, le=100)
     chart_s: float = Field(default=60.0, ge=10, le=3600, description="history shown on the chart")
     window: bool = Field(default=False, description="also show the annotated frame in an OpenCV window")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host: names the page answers besides localhost, 127.0.0.1, [::1] and the bind address "
+        "(anything else is refused: DNS rebinding)",
+    )
+    max_connections: int = Field(default=64, ge=1, le=10_000, description="connections beyond this are closed")
+    idle_timeout_s: float = Field(
+        default=15.0, gt=0, description="a connection not in a request this long (idle, or slow headers) is closed"
+    )
 
 
 class MetricsConfig(Strict):
@@ -509,6 +532,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not UTF-8 text (a bad byte at offset {exc.start})") from exc
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -517,6 +542,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{where}: the top level must be a mapping of keys")
+        if bad := [key for key in loaded if not isinstance(key, str)]:
+            raise ConfigError(f"{where}: key {bad[0]!r}: keys must be names (text), not {type(bad[0]).__name__}")
         data = loaded
     data.update(overrides or {})
     try:

@@ -27,8 +27,9 @@ def _required_files(cfg: VitalEdgeConfig) -> list[tuple[str, Path]]:
         files.append(("heart_rate.face_detector", cfg.heart_rate.face_detector))
     if cfg.mqtt.password_file is not None:
         files.append(("mqtt.password_file", cfg.mqtt.password_file))
-    if cfg.mqtt.tls_ca_file is not None:
-        files.append(("mqtt.tls_ca_file", cfg.mqtt.tls_ca_file))
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        if (path := getattr(cfg.mqtt, key)) is not None:
+            files.append((f"mqtt.{key}", path))
     return files
 
 

@@ -44,6 +44,10 @@ class Backoff:
         """Start again from ``initial_s`` (call after a success)."""
         self._next_s = self.initial_s
 
+    def exhaust(self) -> None:
+        """Jump to ``max_s``: for a failure that retrying soon will not fix (refused credentials, a missing file)."""
+        self._next_s = self.max_s
+
     def next_delay(self) -> float:
         """The wait before the next attempt, in seconds; advances the schedule."""
         delay = self._next_s * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)

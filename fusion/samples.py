@@ -7,6 +7,7 @@ ground truth; fusion never reads it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,12 +15,35 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "SKIN_PLAUSIBLE_C",
     "PlanckConstants",
     "Sample",
     "SkinTemperature",
     "ThermalFrame",
     "VisibleFrame",
+    "implausible_skin_c",
 ]
+
+# A wristband sensor's operating range: a reading outside it is a fault (a decoding slip, a corrupt file, a
+# hostile server), not a temperature. Every wristband source drops such readings and counts them ("range").
+SKIN_PLAUSIBLE_C = (-40.0, 85.0)
+
+
+def implausible_skin_c(celsius: float) -> str | None:
+    """Why a wristband reading cannot be a temperature, or None when it can.
+
+    Args:
+        celsius: the reading.
+
+    Returns:
+        A short reason (for the count's log line), or None for a plausible reading.
+    """
+    low, high = SKIN_PLAUSIBLE_C
+    if not math.isfinite(celsius):
+        return f"{celsius} is not a temperature"
+    if not low <= celsius <= high:
+        return f"{celsius:.6g} °C outside {low:g}..{high:g} °C"
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -59,6 +59,9 @@ class VitalsRecord:
     # Per device, from 0, no gaps: numbered by the publishing side (edge.publish.dispatch) before any sink
     # sees the record; fusion leaves it UNNUMBERED.
     seq: int = UNNUMBERED
+    # Which run of the app numbered it (stamped with seq; fusion leaves it empty): a subscriber tells a
+    # restart (new boot id, seq from the outbox's next) from a loss (a gap within one boot id).
+    boot_id: str = ""
     # The CPU could not fuse every frame: the heart rate came from a thinned webcam stream, the temperature
     # from fewer thermal frames (edge.decimate).
     degraded: bool = False

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from edge.cli import main
+from edge.cli.demo import remove_orphaned_state
 from tests.mosquitto import MosquittoBroker
 
 
@@ -79,3 +84,17 @@ def test_demo_header_names_the_overlay_it_serves(
     assert len(served) == 1 and isinstance(served[0], str) and not served[0].endswith(":0/")
     header = capsys.readouterr().err.splitlines()[0]
     assert header.startswith(f"vitaledge demo — overlay {served[0]} "), header
+
+
+def test_a_killed_demos_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = tmp_path / f"vitaledge-demo-{gone.pid}-abc"
+    (orphan).mkdir()
+    (orphan / "outbox.sqlite").write_bytes(b"x")
+    running = tmp_path / f"vitaledge-demo-{os.getpid()}-def"
+    running.mkdir()
+    other = tmp_path / "vitaledge-demo-unrelated"
+    other.mkdir()
+    assert remove_orphaned_state(tmp_path) == [orphan]
+    assert not orphan.exists() and running.is_dir() and other.is_dir()

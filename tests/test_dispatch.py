@@ -55,6 +55,27 @@ async def test_every_sink_sees_the_same_gapless_seq_even_when_one_fails() -> Non
     assert dispatcher.errors == 3 and dispatcher.next_seq == 10
 
 
+class _Boots(_Collect):
+    def __init__(self) -> None:
+        super().__init__("boots")
+        self.boots: list[str] = []
+
+    async def send(self, record: VitalsRecord) -> None:
+        self.boots.append(record.boot_id)
+
+
+async def test_every_record_carries_its_runs_boot_id() -> None:
+    runs = [_Boots(), _Boots()]
+    for sink in runs:  # two runs of the app, one after the other
+        dispatcher = Dispatcher([sink])
+        for _ in range(3):
+            await dispatcher.send(_unnumbered())
+    first, second = runs[0].boots, runs[1].boots
+    assert len(set(first)) == len(set(second)) == 1 and first[0] != second[0], "one id per run, new each run"
+    assert len(first[0]) == 32 and int(first[0], 16) >= 0
+    assert json.loads(payload_from_record(dataclasses.replace(_unnumbered(), boot_id=first[0])))["boot_id"] == first[0]
+
+
 def _mqtt(dispatcher: Dispatcher) -> MqttSink:
     sink = dispatcher.sinks[0]
     assert isinstance(sink, MqttSink), "MQTT is the first sink"

@@ -88,3 +88,12 @@ def test_config_and_build(tmp_path: Path) -> None:
     assert (source.name, source._path, source._speed) == ("wristband", tmp_path / "TEMP.csv", None)
     with pytest.raises(ConfigError, match="speed"):
         load_config(None, {"sources": [{"kind": "e4-csv", "path": "x.csv", "speed": 0}]})
+
+
+async def test_implausible_values_are_counted_and_skipped(tmp_path: Path) -> None:
+    path = _write(tmp_path, "1000.0\n4.0\n30.0\n500\n1e308\n-40.5\n85\n")
+    source = E4CsvSource("wristband", path=path, speed=None)
+    samples = await _all(source)
+    assert [s.celsius for s in samples] == [30.0, 85.0], "the sensor's range, -40..85 °C as the BLE decoders"
+    assert source.decode_errors == {"range": 3}
+    assert str(source.errors[0]) == f"wristband: {path}:4: implausible: 500 °C outside -40..85 °C"

@@ -108,6 +108,17 @@ async def test_subscribes_reads_and_reconnects(server: FakeE4Server) -> None:
         assert len(server.clients) == 2
 
 
+async def test_implausible_readings_are_counted_and_skipped(server: FakeE4Server) -> None:
+    source = _source(server.port)
+    async with source:
+        it = aiter(source.samples())
+        assert (await _next(it)).celsius == 31.0
+        await server.send("E4_Temperature 1560279825.00 500\nE4_Temperature 1560279825.25 1e308\n")
+        await server.send("E4_Temperature 1560279825.50 31.50\n")
+        assert (await _next(it)).celsius == 31.5
+        assert source.decode_errors == {"range": 2}
+
+
 async def test_no_server_and_refusal_are_unavailable(server: FakeE4Server) -> None:
     await server.stop()
     with pytest.raises(SourceUnavailableError) as info:

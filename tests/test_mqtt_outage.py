@@ -39,6 +39,8 @@ class PersistentMosquitto(MosquittoBroker):
             "persistence false",
             f"persistence true\npersistence_location {self._dir}/\nautosave_interval 1\nautosave_on_changes true",
         )
+        if os.geteuid() == 0:  # as root, mosquitto drops to a user who cannot write the temp folder: no persistence
+            conf += "user root\n"
         self._conf.write_text(conf, encoding="utf-8")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def test_bounded_by_bytes(tmp_path: Path) -> None:
 
 def test_bounded_by_age(tmp_path: Path) -> None:
     now = [1000.0]
-    box = Outbox(tmp_path / "o.sqlite", max_age_s=60, clock=lambda: now[0])
+    box = Outbox(tmp_path / "o.sqlite", max_age_s=60, clock=lambda: 1000.0, monotonic=lambda: now[0])
     for seq in range(10):
         box.put(seq, b"{}")
         now[0] += 10
@@ -77,3 +78,90 @@ def test_default_path_follows_systemd_then_xdg(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_outbox_path("pi-1") == tmp_path / "vitaledge" / "outbox-pi-1.sqlite"
+
+
+def test_random_bytes_are_moved_aside_and_a_fresh_outbox_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "o.sqlite"
+    damage = random.Random(1).randbytes(8192)
+    path.write_bytes(damage)
+    box = Outbox(path)
+    assert box.quarantined is not None and box.quarantined.read_bytes() == damage, "kept aside, untouched"
+    assert box.quarantined.name.startswith("o.sqlite.corrupt-") and box.salvaged == 0
+    assert str(path) in caplog.text and str(box.quarantined) in caplog.text
+    assert box.put(0, b"after") > 0 and box.depth == 1
+    box.close()
+    assert Outbox(path).quarantined is None, "the fresh file is healthy on the next start"
+
+
+def test_a_truncated_outbox_keeps_its_readable_rows_and_its_seq(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    for seq in range(400):
+        box.put(seq, b"p" * 200)
+    box.close()  # checkpoints the WAL into the main file
+    size = path.stat().st_size
+    assert size > 60_000
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+    again = Outbox(path)
+    assert again.quarantined is not None and again.quarantined.stat().st_size == size // 2
+    assert 0 < again.salvaged < 400 and again.depth == again.salvaged
+    seqs = [r.seq for r in again.rows(limit=1000)]
+    assert seqs == sorted(seqs) and seqs[0] == 0, "the readable rows, oldest first"
+    assert again.last_seq() is not None and again.last_seq() >= seqs[-1]
+    again.close()
+
+
+def test_a_wall_clock_jump_does_not_age_the_backlog(tmp_path: Path) -> None:
+    wall, mono = [1_800_000_000.0], [50.0]
+    box = Outbox(tmp_path / "o.sqlite", max_age_s=3600, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    for seq in range(10):
+        box.put(seq, b"{}")
+        mono[0] += 1
+    wall[0] += 10 * 24 * 3600  # NTP on a Pi with no RTC: +10 days
+    box.put(10, b"{}")
+    assert box.depth == 11 and box.evicted == 0, "nothing was an hour old on a clock that does not jump"
+    assert box.last_id_before(box.now() - 5) == box.rows()[4].id, "stale/live split on the same clock"
+    mono[0] += 3601
+    box.put(11, b"{}")
+    assert box.depth == 1 and box.evicted == 11, "an hour later on the monotonic clock they are old"
+    box.close()
+
+
+def test_seq_is_never_reused_after_a_power_cut_and_continues_after_a_kill(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, system_boot=lambda: "0b1")
+    for seq in range(box.next_seq(), 10):
+        box.put(seq, b"{}")
+    # kill -9 (no close): the same machine boot, every committed row is there.
+    again = Outbox(path, system_boot=lambda: "0b1")
+    assert again.next_seq() == 10, "same boot: no gap"
+    for seq in range(10, 20):
+        again.put(seq, b"{}")
+    # A power cut under synchronous=NORMAL can lose the last commits: last_seq rolls back to 12.
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = 12 WHERE key = 'last_seq'")
+    raw.execute("DELETE FROM outbox WHERE seq > 12")
+    raw.commit()
+    raw.close()
+    rebooted = Outbox(path, system_boot=lambda: "0b2")
+    assert rebooted.last_seq() == 12 and rebooted.next_seq() >= 20, "past the fully synced reservation"
+    unknown = Outbox(path, system_boot=lambda: None)
+    assert unknown.next_seq() >= 20, "no boot id to compare: assume a reboot"
+    for each in (unknown, rebooted, again, box):
+        each.close()
+
+
+def test_seq_survives_the_outbox_being_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, system_boot=lambda: "0b1")
+    for seq in range(300):
+        box.put(seq, b"p" * 200)
+    box.close()
+    with path.open("r+b") as f:
+        f.truncate(20 * 1024)  # last_seq and the reservation in the file are gone with the pages
+    again = Outbox(path, system_boot=lambda: "0b1")
+    assert again.quarantined is not None and again.next_seq() >= 300, "the reservation beside the file survives"
+    again.close()

@@ -299,8 +299,11 @@ async def test_vitaledge_run_on_the_replay_publishes_the_live_vitals(
                     got.append(json.loads(bytes(message.payload)))
 
     _, live_records = live_run
+    boots = {body.get("boot_id") for body in got}
+    assert len(boots) == 1, "one run, one boot id"
+    (boot,) = boots
     expected = [  # the app numbers records from 0 (a fresh outbox)
-        json.loads(json.dumps({**json_dict_from_record(r), "device_id": topic_prefix, "seq": seq}))
+        json.loads(json.dumps({**json_dict_from_record(r), "device_id": topic_prefix, "seq": seq, "boot_id": boot}))
         for seq, r in enumerate(live_records)
     ]
     assert len(expected) >= 4

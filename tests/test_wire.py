@@ -23,6 +23,7 @@ def _record(*, bpm: float | None = 72.345, face_raw_c: float | None = math.nan) 
     return VitalsRecord(
         device_id="lab-1",
         seq=42,
+        boot_id="5e1f" * 8,
         t_mono=123_456_789_000,
         t_wall=1_795_000_000.123456,
         heart_rate=HeartRateReading(
@@ -64,7 +65,8 @@ def test_module_prints_the_schema() -> None:
 def test_payload_rounds_and_turns_non_finite_into_null() -> None:
     body = json.loads(payload_from_record(_record()))
     assert body == {
-        "schema": 1, "device_id": "lab-1", "seq": 42, "t_wall": 1_795_000_000.123, "t_mono_ns": 123_456_789_000,
+        "schema": 1, "device_id": "lab-1", "boot_id": "5e1f" * 8,
+        "seq": 42, "t_wall": 1_795_000_000.123, "t_mono_ns": 123_456_789_000,
         "heart_rate": {
             "bpm": 72.3, "confidence": 0.812, "method": "pos+chrom", "face_box": [270.0, 110.0, 190.1, 190.0],
             "window_end_t_mono_ns": 120_456_789_000,

@@ -7,6 +7,8 @@ import asyncio
 import collections
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,9 +44,44 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.overlay_port <= 65535:
         print("vitaledge demo: error: --overlay-port must be 0 to 65535", file=sys.stderr)
         return 2
-    # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end.
-    with tempfile.TemporaryDirectory(prefix="vitaledge-demo-") as state_dir:
+    # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end; one that
+    # a killed demo (kill -9) left behind is removed by the next demo.
+    for orphan in remove_orphaned_state():
+        print(f"vitaledge demo: removed {orphan}, left by a demo that was killed", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix=f"{_PREFIX}{os.getpid()}-") as state_dir:
         return _run(args, Path(state_dir) / "outbox.sqlite")
+
+
+_PREFIX = "vitaledge-demo-"
+
+
+def remove_orphaned_state(tmp_dir: Path | None = None) -> list[Path]:
+    """Remove the state folders of demos that are no longer running (their pid, in the name, is gone).
+
+    Args:
+        tmp_dir: where demos make their folders (the system temporary folder by default).
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for folder in (tmp_dir or Path(tempfile.gettempdir())).glob(f"{_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but another user's
+        return True
+    return True
 
 
 def _run(args: argparse.Namespace, outbox_path: Path) -> int:

@@ -177,9 +177,13 @@ def inspect_path(path: Path) -> dict[str, object]:
 
         if (path / SESSION).is_file():
             return inspect_session(path)
-        bins = sorted(path.glob("*.bin"))
+        bins = sorted(p for p in path.glob("*.bin") if p.is_file())  # not a folder or a broken link named *.bin
         if bins:
-            return inspect_capture([p.read_bytes() for p in bins])
+            try:
+                reads = [p.read_bytes() for p in bins]
+            except OSError as exc:
+                raise VitalEdgeError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from exc
+            return inspect_capture(reads)
         raise VitalEdgeError(f"{path}: a folder, but holds no recorded session or FLIR ONE capture (*.bin)")
     if not path.is_file():
         raise VitalEdgeError(f"{path}: no such file or folder")

@@ -51,7 +51,10 @@ def measure(reads: list[bytes], repeat: int) -> dict[str, float | int]:
 def run(args: argparse.Namespace) -> int:
     from fusion.errors import VitalEdgeError
 
-    reads = [p.read_bytes() for p in sorted(args.capture.glob("*.bin"))]
+    try:
+        reads = [p.read_bytes() for p in sorted(args.capture.glob("*.bin")) if p.is_file()]
+    except OSError as exc:
+        raise VitalEdgeError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from exc
     if not reads:
         raise VitalEdgeError(f"{args.capture}: no *.bin bulk reads")
     result = measure(reads, args.repeat)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from typing import Protocol, Self
 
 from fusion.samples import Sample
@@ -39,16 +40,18 @@ class Dispatcher:
     Args:
         sinks: the sinks, in start order.
         first_seq: ``seq`` of the first record (the outbox's next, so a restarted app continues its sequence).
+        boot_id: this run's id, stamped on every record; unset: a random one (uuid4, 32 hex digits).
     """
 
-    def __init__(self, sinks: list[Sink], *, first_seq: int = 0) -> None:
+    def __init__(self, sinks: list[Sink], *, first_seq: int = 0, boot_id: str | None = None) -> None:
         self.sinks = sinks
         self.errors = 0
         self.next_seq = first_seq
+        self.boot_id = boot_id or uuid.uuid4().hex
 
     async def send(self, record: VitalsRecord) -> None:
-        """Stamp the next ``seq`` on the record (gapless, one per record) and hand it to every sink."""
-        record = dataclasses.replace(record, seq=self.next_seq)
+        """Stamp the next ``seq`` (gapless, one per record) and the boot id on the record; hand it to every sink."""
+        record = dataclasses.replace(record, seq=self.next_seq, boot_id=self.boot_id)
         self.next_seq += 1
         for sink in self.sinks:
             try:

@@ -17,8 +17,9 @@ import contextlib
 import errno
 import json
 import logging
+import sqlite3
 import ssl
-import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,14 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.publish.homeassistant import Discovery
 from edge.publish.outbox import Outbox
 from edge.publish.wire import payload_from_record
+from edge.ratelimit import RateLimitedLog
 from edge.retry import Backoff
 from fusion.errors import ConfigError, PublishError
 from fusion.samples import Sample
@@ -53,6 +57,9 @@ class PublisherStats:
     connect_failures: int = 0
     disconnects: int = 0  # connections lost after they were up
     connected: bool = False
+    outbox_write_failures: int = 0  # records the outbox could not store (disk full, I/O error)
+    direct: int = 0  # of those, records published straight from memory (included in `published`)
+    memory_dropped: int = 0  # of those, records lost: the memory queue overflowed or the app stopped first
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -62,10 +69,33 @@ def broker_address(url: str) -> tuple[str, int, bool]:
         ConfigError: not an mqtt:// or mqtts:// URL with a host.
     """
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ConfigError("mqtt.url: credentials in the URL are refused; use mqtt.username and mqtt.password")
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError(f"mqtt.url: expected mqtt://host[:port] or mqtts://host[:port], got {parts.scheme}://…")
     tls = parts.scheme == "mqtts"
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+# CONNACK codes that retrying will not fix: MQTT 3.1.1 (4 bad user name or password, 5 not authorised) and
+# MQTT 5 (134 bad user name or password, 135 not authorised, 138 banned, 140 bad authentication method).
+_AUTH_REFUSED = {4, 5, 134, 135, 138, 140}
+
+
+class _PermanentError(PublishError):
+    """A failure that needs a person (credentials refused, a file missing), not a quick retry."""
+
+
+def _permanent(exc: BaseException) -> str | None:
+    """What is wrong, when ``exc`` is a failure that retrying soon will not fix; None for a transient one."""
+    if isinstance(exc, MqttConnectError):
+        rc = exc.rc
+        code = rc.value if isinstance(rc, ReasonCode) else rc
+        if code in _AUTH_REFUSED:
+            return f"the broker refused the credentials ({exc}): check mqtt.username and mqtt.password"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the broker's TLS certificate was not accepted ({exc.verify_message}): check mqtt.tls_ca_file"
+    return None
 
 
 class _Connection:
@@ -107,6 +137,8 @@ class MqttSink:
         discovery: Home Assistant discovery to publish on connect and on HA's birth message.
         flush_s: on exit, how long to keep publishing records still waiting before saying ``stopped``.
         stale_s: at connect, records older than this are replayed on ``history`` rather than ``vitals``.
+        memory_max_records: while the outbox cannot write, records held in memory until the broker takes
+            them; the oldest beyond this are dropped and counted.
     """
 
     name = "mqtt"
@@ -122,6 +154,7 @@ class MqttSink:
         discovery: Discovery | None = None,
         flush_s: float = 3.0,
         stale_s: float = 2.0,
+        memory_max_records: int = 3600,
     ) -> None:
         self._cfg = cfg
         self._host, self._port, self._tls = broker_address(url)
@@ -139,12 +172,16 @@ class MqttSink:
         self._wake = asyncio.Event()
         self._boundary = 0  # rows up to this id are history for the current connection
         self._live_after = 0  # live rows up to this id are done
+        # Records the outbox could not store, oldest first: published directly, moved back to the outbox
+        # when it can write again, bounded (the oldest go first, counted).
+        self._memory: deque[tuple[int, bytes]] = deque()
+        self._memory_max = memory_max_records
+        self._rate_log = RateLimitedLog(_log)
 
     @property
     def next_seq(self) -> int:
-        """The ``seq`` the next record should carry: one past the highest this device ever stored."""
-        last = self.outbox.last_seq()
-        return 0 if last is None else last + 1
+        """The ``seq`` the next record should carry: past any this device may have handed out (never reused)."""
+        return self.outbox.next_seq()
 
     # --- Sink protocol ---------------------------------------------------------------------------
 
@@ -165,12 +202,51 @@ class MqttSink:
                 _log.warning("mqtt: did not stop within %.0f s; records stay in the outbox", self._flush_s + 2)
             except Exception:  # the task's own failures are logged where they happen
                 _log.exception("mqtt: publisher failed while stopping")
+        with contextlib.suppress(sqlite3.Error):  # a last chance for what waited in memory
+            while self._memory:
+                self.outbox.put(*self._memory[0])
+                self._memory.popleft()
+        if self._memory:
+            self.stats.memory_dropped += len(self._memory)
+            _log.error("mqtt: %d records held in memory were never stored or published (outbox unwritable)",
+                       len(self._memory))
+            self._memory.clear()
         self.outbox.close()
 
+    @property
+    def memory_depth(self) -> int:
+        """Records held in memory because the outbox could not store them."""
+        return len(self._memory)
+
     async def send(self, record: VitalsRecord) -> None:
-        """Store the record in the outbox (committed) and wake the publisher; never waits on the network."""
-        self.outbox.put(record.seq, payload_from_record(record))
+        """Store the record in the outbox (committed) and wake the publisher; never waits on the network.
+
+        When the outbox cannot write, the record is held in memory (published directly while the broker is
+        up; bounded while it is not) and moved to the outbox as soon as a write succeeds again.
+        """
+        payload = payload_from_record(record)
+        try:
+            while self._memory:  # recovery: what waited in memory goes first, in order
+                self.outbox.put(*self._memory[0])
+                self._memory.popleft()
+            self.outbox.put(record.seq, payload)
+        except sqlite3.Error as exc:
+            self._hold(record.seq, payload, exc)
         self._wake.set()
+
+    def _hold(self, seq: int, payload: bytes, exc: sqlite3.Error) -> None:
+        self.stats.outbox_write_failures += 1
+        self._memory.append((seq, payload))
+        while len(self._memory) > self._memory_max:
+            lost, _ = self._memory.popleft()
+            self.stats.memory_dropped += 1
+            self._rate_log.warn("outbox-memory-full", f"memory queue full ({self._memory_max}); dropped seq {lost}")
+        self._rate_log.warn(
+            "outbox-unwritable",
+            f"cannot write to {self.outbox.path} ({exc}); "
+            f"{'publishing directly' if self.stats.connected else 'holding records in memory'}, "
+            f"{len(self._memory)} waiting, {self.stats.memory_dropped} dropped so far",
+        )
 
     def observe(self, sample: Sample, heart_rate: HeartRateReading, thermal: ThermalReading) -> None:
         """Samples are not published."""
@@ -185,9 +261,16 @@ class MqttSink:
             password = _read_secret(self._cfg.password_file)
         tls_params = None
         if self._tls:
+            for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+                path: Path | None = getattr(self._cfg, key)
+                if path is not None and not path.is_file():
+                    raise _PermanentError(f"mqtt.{key} {path}: file missing")
+            cfg = self._cfg
             tls_params = aiomqtt.TLSParameters(
-                ca_certs=str(self._cfg.tls_ca_file) if self._cfg.tls_ca_file else None,
-                cert_reqs=ssl.CERT_NONE if self._cfg.tls_insecure else ssl.CERT_REQUIRED,
+                ca_certs=str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
+                certfile=str(cfg.tls_cert_file) if cfg.tls_cert_file else None,
+                keyfile=str(cfg.tls_key_file) if cfg.tls_key_file else None,
+                cert_reqs=ssl.CERT_NONE if cfg.tls_insecure else ssl.CERT_REQUIRED,
             )
         return aiomqtt.Client(
             self._host,
@@ -218,9 +301,19 @@ class MqttSink:
                         backoff.reset()
                         _log.info("mqtt: connected to %s as %s", where, self.client_id)
                         await self._session(_Connection(client))
-                except aiomqtt.MqttError as exc:  # connect/disconnect themselves (the adapter covers the rest)
+                except (aiomqtt.MqttError, ssl.SSLError) as exc:  # connect/disconnect (the adapter covers the rest)
+                    if (what := _permanent(exc)) is not None:
+                        raise _PermanentError(what) from exc
                     raise PublishError(str(exc)) from exc
                 return  # closing: the session said `stopped`
+            except _PermanentError as exc:
+                backoff.exhaust()
+                self.stats.connect_failures += 1
+                wait_s = backoff.next_delay()
+                self._rate_log.warn("mqtt-refused", f"{where}: {exc}; retrying every {wait_s:.0f} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), timeout=wait_s)
+                continue
             except (PublishError, OSError) as exc:
                 reason = str(exc)
             except Exception as exc:  # a bug: log it once with its traceback, keep trying
@@ -244,7 +337,7 @@ class MqttSink:
         # Records that waited longer than `stale_s` (an outage) or that an earlier run of the app left
         # behind (a restart) go to `history`; the rest are live.
         self._boundary = self._live_after = max(
-            self.outbox.last_id_before(time.time() - self._stale_s), self.outbox.inherited_up_to_id
+            self.outbox.last_id_before(self.outbox.now() - self._stale_s), self.outbox.inherited_up_to_id
         )
         await conn.publish(f"{self.base_topic}/status", b"online", qos=1, retain=True)
         if self._discovery is not None:
@@ -279,12 +372,21 @@ class MqttSink:
                 self.outbox.remove(row.id)
                 self._live_after = row.id
                 self.stats.published += 1
+            while self._memory:  # the outbox could not store these: straight to the broker
+                held = self._memory.popleft()
+                try:
+                    await conn.publish(topic, held[1], qos=self._cfg.qos)
+                except BaseException:
+                    self._memory.appendleft(held)
+                    raise
+                self.stats.published += 1
+                self.stats.direct += 1
             if self._closing.is_set():
                 deadline = deadline or loop.time() + self._flush_s
                 if not rows or loop.time() >= deadline:
                     return
                 continue
-            if not rows:
+            if not rows and not self._memory:
                 await self._wake.wait()
 
     async def _replay(self, conn: _Connection) -> None:

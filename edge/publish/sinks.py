@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Sequence
 
 from edge.config import VitalEdgeConfig
@@ -11,6 +12,7 @@ from edge.publish.homeassistant import discovery_message
 from edge.publish.mqtt import MqttSink
 from edge.publish.outbox import Outbox, default_outbox_path
 from edge.stats import AppStats
+from fusion.errors import ConfigError
 
 __all__ = ["build_dispatcher", "build_mqtt_sink"]
 
@@ -24,14 +26,16 @@ def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
 
     Returns:
         The sink, not yet started.
+
+    Raises:
+        ConfigError: the outbox cannot be created where configured (a read-only or virtual file system).
     """
     out = cfg.outbox
-    outbox = Outbox(
-        out.path or default_outbox_path(cfg.device_id),
-        max_rows=out.max_rows,
-        max_bytes=out.max_bytes,
-        max_age_s=out.max_age_s,
-    )
+    path = out.path or default_outbox_path(cfg.device_id)
+    try:
+        outbox = Outbox(path, max_rows=out.max_rows, max_bytes=out.max_bytes, max_age_s=out.max_age_s)
+    except (OSError, sqlite3.Error) as exc:  # a damaged file is recovered inside; this is a place it cannot be
+        raise ConfigError(f"outbox.path {path}: cannot open an outbox there: {exc}") from exc
     base_topic = f"vitaledge/{cfg.device_id}"
     ha = cfg.homeassistant
     discovery = (
@@ -52,6 +56,7 @@ def build_mqtt_sink(cfg: VitalEdgeConfig, *, mqtt_url: str) -> MqttSink:
         device_id=cfg.device_id,
         outbox=outbox,
         replay_rate_hz=out.replay_rate_hz,
+        memory_max_records=out.memory_max_records,
         discovery=discovery,
     )
 

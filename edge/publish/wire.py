@@ -78,6 +78,10 @@ class VitalsMessage(_Wire):
 
     schema_: Literal[1] = Field(alias="schema")
     device_id: str = Field(pattern=r"^[a-z0-9-]+$")
+    boot_id: str = Field(
+        description="random id of the app run that numbered the record: a new boot id with seq continuing is a "
+        "restart; a gap in seq within one boot id is a lost message"
+    )
     seq: int = Field(ge=0, description="per device, from 0, no gaps: a gap is a lost message")
     t_wall: float = Field(description="unix seconds at the end of the second this record describes")
     t_mono_ns: int = Field(description="device monotonic clock, ns; for ordering only")
@@ -115,6 +119,7 @@ def message_from_record(record: VitalsRecord) -> VitalsMessage:
     return VitalsMessage.model_construct(
         schema_=SCHEMA_VERSION,
         device_id=record.device_id,
+        boot_id=record.boot_id,
         seq=record.seq,
         t_wall=round(record.t_wall, 3),
         t_mono_ns=record.t_mono,

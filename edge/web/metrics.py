@@ -153,6 +153,24 @@ class Metrics(Collector):
         yield CounterMetricFamily(
             "vitaledge_outbox_evicted", "records dropped by the outbox bounds", value=outbox.evicted
         )
+        yield GaugeMetricFamily(
+            "vitaledge_outbox_quarantined", "1 when a damaged outbox was moved aside at start",
+            value=outbox.quarantined is not None,
+        )
+        yield CounterMetricFamily(
+            "vitaledge_outbox_salvaged", "records copied out of a damaged outbox at start", value=outbox.salvaged
+        )
+        yield CounterMetricFamily(
+            "vitaledge_outbox_write_failures", "records the outbox could not store (disk full)",
+            value=pub.outbox_write_failures,
+        )
+        yield GaugeMetricFamily(
+            "vitaledge_outbox_memory_depth", "records held in memory while the outbox cannot write",
+            value=mqtt.memory_depth,
+        )
+        yield CounterMetricFamily(
+            "vitaledge_records_lost", "records dropped while the outbox could not write", value=pub.memory_dropped
+        )
         published = CounterMetricFamily(
             "vitaledge_mqtt_published", "records acknowledged by the broker", labels=["topic"]
         )

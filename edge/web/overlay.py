@@ -5,6 +5,12 @@ only when a viewer asks for it, once per new frame however many viewers there ar
 times a second per viewer, and a slow viewer simply gets the newest frame next (never a backlog).
 The pulse view (fusion.pulseview: the newest pulse, its spectrum, the chosen peak, the tracker's path)
 comes with the readings, made once per heart-rate step, and is turned into JSON once per step at most.
+
+Hostile clients: only the configured ``Host:`` names are answered (loopback by default), so a web page the
+user visits cannot read frames through a DNS-rebound name; connections are capped (the rest are closed
+at once, so the MQTT client keeps its file descriptors) and one that is not in a request for
+``idle_timeout_s`` (idle, or sending its headers slowly) is closed; malformed requests are logged once
+per minute per kind, without a traceback.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from edge.config import OverlayConfig
 from edge.publish.wire import json_dict_from_record
@@ -76,11 +84,14 @@ class Overlay:
         self._pulse_json: tuple[PulseView, dict[str, object]] | None = None
         self._history: collections.deque[tuple[float, float | None, float | None]] = collections.deque()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._guards: dict[asyncio.BaseTransport, _Guard] = {}
+        self._allowed_hosts = _allowed_hosts(cfg)
         self._closing = asyncio.Event()
         self._faults = RateLimitedLog(_log)
         self.viewers = 0
         self.encoded_frames = 0  # JPEGs made (0 while nobody watches)
-        self.errors: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()  # also refused hosts, closed connections
         self.url: str | None = None  # http://host:port/ once listening
 
     # --- Sink protocol ---------------------------------------------------------------------------
@@ -88,27 +99,46 @@ class Overlay:
     async def __aenter__(self) -> Self:
         self._closing.clear()
         self._encode_locks = {"visible": asyncio.Lock(), "thermal": asyncio.Lock()}
-        runner = web.AppRunner(self._app(), access_log=None)
+        # aiohttp logs each malformed request with a traceback: this overlay's own logger (not registered,
+        # so not shared between instances) turns them into one line per kind per minute.
+        http_log = logging.Logger(f"{__name__}.http", logging.INFO)
+        http_log.addFilter(_OncePerInterval(self._faults))
+        runner = web.AppRunner(self._app(), access_log=None, logger=http_log)  # idle connections: _Guard
         await runner.setup()
-        site = web.TCPSite(runner, self._cfg.host, self._cfg.port)
+        factory = runner.server
+        assert factory is not None  # set by setup()
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            server = await loop.create_server(lambda: _Guard(self, factory), self._cfg.host, self._cfg.port,
+                                              backlog=min(128, self._cfg.max_connections))
         except OSError as exc:  # a taken port must not stop the measurements
             await runner.cleanup()
             _log.error("overlay: cannot listen on %s:%d (%s); overlay disabled",
                        self._cfg.host, self._cfg.port, exc.strerror or exc)
             return self
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
+        self._runner, self._server = runner, server
+        host, port = server.sockets[0].getsockname()[:2]
+        self._allowed_hosts.add(f"{host}:{port}")
         self.url = f"http://{host}:{port}/"
         _log.info("overlay: %s", self.url)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing.set()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        for guard in list(self._guards.values()):
+            guard.transport.abort()
+        self._guards.clear()
+
+    @property
+    def connections(self) -> int:
+        """Open connections to the page."""
+        return len(self._guards)
 
     async def send(self, record: VitalsRecord) -> None:
         """Keep the latest record and the chart's history (no I/O)."""
@@ -133,8 +163,24 @@ class Overlay:
 
     # --- web -------------------------------------------------------------------------------------
 
+    @web.middleware
+    async def _guard_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = (request.headers.get("Host") or "").lower()
+        if _host_name(host) not in self._allowed_hosts and host not in self._allowed_hosts:
+            self.errors["overlay_host_refused"] += 1
+            self._faults.warn("overlay_host_refused", f"refused a request for Host {host[:80]!r} (not allowed_hosts)")
+            raise web.HTTPMisdirectedRequest(text="this host name is not served here\n")
+        guard = self._guards.get(request.transport) if request.transport is not None else None
+        if guard is None:
+            return await handler(request)
+        guard.busy(True)
+        try:
+            return await handler(request)
+        finally:
+            guard.busy(False)
+
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard_requests])
         if self._serve_page:
             app.router.add_get("/", self._static)
             app.router.add_get("/static/{name}", self._static)
@@ -291,6 +337,100 @@ def pulse_view_json(view: PulseView) -> dict[str, object]:
 def _rounded(values: npt.NDArray[np.float64], digits: int) -> list[float | None]:
     # JSON has no NaN: a non-finite value (a flat window's spectrum) becomes null, a gap in the plot.
     return [round(v, digits) if math.isfinite(v) else None for v in values.tolist()]
+class _Guard(asyncio.Protocol):
+    """One connection: refused beyond the cap, closed when out of a request for ``idle_timeout_s``; the HTTP
+    work is aiohttp's own protocol, to which every event is passed on."""
+
+    def __init__(self, overlay: Overlay, factory: web.Server) -> None:
+        self._overlay = overlay
+        self._inner = factory()
+        self._busy = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        overlay = self._overlay
+        if len(overlay._guards) >= overlay._cfg.max_connections or overlay._closing.is_set():
+            overlay.errors["overlay_connection_refused"] += 1
+            overlay._faults.warn("overlay_connection_refused",
+                                 f"{overlay._cfg.max_connections} connections open; closed a new one")
+            transport.abort()
+            return
+        overlay._guards[transport] = self
+        self._inner.connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._overlay._cfg.idle_timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._busy == 0 and self._overlay._guards.get(self.transport) is self:
+            self._overlay.errors["overlay_idle_closed"] += 1
+            self.transport.abort()
+
+    def busy(self, entering: bool) -> None:
+        self._busy += 1 if entering else -1
+        if self._busy == 0:
+            self._arm()
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        self._inner.eof_received()
+        return None
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._overlay._guards.get(self.transport) is self:
+            del self._overlay._guards[self.transport]
+            self._inner.connection_lost(exc)
+
+
+class _OncePerInterval(logging.Filter):
+    """aiohttp's lines about malformed requests: one per kind per interval, the exception's text, no traceback."""
+
+    def __init__(self, faults: RateLimitedLog) -> None:
+        super().__init__()
+        self._faults = faults
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = f"overlay_http_{type(exc).__name__ if exc else 'error'}"
+        self._faults.warn(kind, f"{record.getMessage()}: {exc!s}"[:300] if exc else record.getMessage()[:300])
+        return False
+
+
+def _allowed_hosts(cfg: OverlayConfig) -> set[str]:
+    names = {"localhost", "127.0.0.1", "[::1]", *(h.lower() for h in cfg.allowed_hosts)}
+    if cfg.host not in ("0.0.0.0", "::", ""):
+        names.add(f"[{cfg.host}]" if ":" in cfg.host else cfg.host.lower())
+    return names
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8088`` -> ``[::1]``)."""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return ""
+    return f"[{name}]" if ":" in name else name
 
 
 def _finite(value: float | None) -> float | None:
