@@ -7,7 +7,26 @@ from typing import Self, TextIO
 from fusion.samples import Sample
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
-__all__ = ["StatusLine", "status_sinks"]
+__all__ = ["StatusLine", "status_sinks", "status_text"]
+
+
+def status_text(record: VitalsRecord, truth: tuple[float | None, float | None] | None = None) -> str:
+    """One record as one line; ``truth`` (heart rate, face °C) adds the simulated rig's true values."""
+
+    def f(x: float | None, fmt: str) -> str:
+        return "—" if x is None else format(x, fmt)
+
+    hr, th = record.heart_rate, record.thermal
+    true_hr = f", true {f(truth[0], '5.1f')}" if truth is not None else ""
+    true_face = f"true {f(truth[1], '5.2f')}, " if truth is not None else ""
+    line = (
+        f"seq {record.seq:5d} | HR {f(hr.bpm, '5.1f')} bpm (c={hr.confidence:.2f}{true_hr})"
+        f" | face {f(th.face_raw_c, '5.2f')} → {f(th.face_corrected_c, '5.2f')} °C"
+        f" ({true_face}ref {th.reference or '—'})"
+    )
+    if record.flags:
+        line += f" [{','.join(record.flags)}]"
+    return line
 
 
 class StatusLine:
@@ -36,18 +55,7 @@ class StatusLine:
 
     async def send(self, record: VitalsRecord) -> None:
         """Redraw the line for this record (no I/O beyond the terminal)."""
-
-        def f(x: float | None, fmt: str) -> str:
-            return "—" if x is None else format(x, fmt)
-
-        hr, th = record.heart_rate, record.thermal
-        line = (
-            f"seq {record.seq:5d} | HR {f(hr.bpm, '5.1f')} bpm (c={hr.confidence:.2f})"
-            f" | face {f(th.face_raw_c, '5.2f')} → {f(th.face_corrected_c, '5.2f')} °C (ref {th.reference or '—'})"
-        )
-        if record.flags:
-            line += f" [{','.join(record.flags)}]"
-        self._stream.write("\r\x1b[2K" + line)
+        self._stream.write("\r\x1b[2K" + status_text(record))
         self._stream.flush()
         self._drawn = True
 

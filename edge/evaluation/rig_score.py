@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Self, TextIO
 
+from edge.status_line import status_text
 from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
 
@@ -130,18 +131,7 @@ class RigScore:
             self._write_status(record, true_hr, truth)
 
     def _write_status(self, record: VitalsRecord, true_hr: float | None, true_face_c: float | None) -> None:
-        def f(x: float | None, fmt: str) -> str:
-            return "—" if x is None else format(x, fmt)
-
-        hr, th = record.heart_rate, record.thermal
-        line = (
-            f"seq {record.seq:5d} | HR {f(hr.bpm, '5.1f')} bpm (c={hr.confidence:.2f}, true {f(true_hr, '5.1f')})"
-            f" | face {f(th.face_raw_c, '5.2f')} → {f(th.face_corrected_c, '5.2f')} °C"
-            f" (true {f(true_face_c, '5.2f')}, ref {th.reference or '—'})"
-        )
-        flags = ",".join(record.flags)
-        if flags:
-            line += f" [{flags}]"
+        line = status_text(record, (true_hr, true_face_c))
         if self._status is sys.stderr and self._status.isatty():
             self._status.write("\r\x1b[2K" + line)
         else:
