@@ -231,7 +231,8 @@ def _print_summary(summary: dict[str, object]) -> None:
         f"  face temperature corrected {f('temp_mae_corrected_c', '°C')}\n"
         f"  dropped samples {summary['dropped']}, errors {summary['errors']}\n"
         f"  frames fused per second    {fused_fps}"
-        f" ({summary['degraded_records']} records degraded: the CPU could not fuse every frame)\n"
+        f"\n  records degraded           {summary['degraded_records']}"
+        " (published while the CPU could not fuse every frame)\n"
         f"  event-loop lag p50 / p99   {f('event_loop_lag_p50_ms', 'ms')} / {f('event_loop_lag_p99_ms', 'ms')}\n"
         f"  fusion latency p50 / p99   {f('fusion_latency_p50_ms', 'ms')} / {f('fusion_latency_p99_ms', 'ms')}"
     )
