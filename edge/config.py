@@ -6,6 +6,7 @@ Environment variables override the file: ``VITALEDGE_MQTT__QOS=2`` sets ``mqtt.q
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -395,6 +396,35 @@ class OverlayConfig(Strict):
     idle_timeout_s: float = Field(
         default=15.0, gt=0, description="a connection not in a request this long (idle, or slow headers) is closed"
     )
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="required when host is not loopback: every request needs it (Authorization: Bearer, or "
+        "?token= once, which sets a cookie); never logged",
+    )
+    metrics_public: bool = Field(
+        default=False, description="true: /metrics answers without auth_token (a scraper without credentials)"
+    )
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> Self:
+        if self.auth_token is None and not _is_loopback(self.host):
+            raise ValueError(
+                f"overlay.auth_token is required when host {self.host!r} is not a loopback address "
+                "(the page shows faces to the network)"
+            )
+        if self.auth_token is not None and len(self.auth_token.get_secret_value()) < 16:
+            raise ValueError("overlay.auth_token must be at least 16 characters")
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost; a wildcard (0.0.0.0, ::, empty) or any other name is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class MetricsConfig(Strict):

@@ -10,13 +10,18 @@ Hostile clients: only the configured ``Host:`` names are answered (loopback by d
 user visits cannot read frames through a DNS-rebound name; connections are capped (the rest are closed
 at once, so the MQTT client keeps its file descriptors) and one that is not in a request for
 ``idle_timeout_s`` (idle, or sending its headers slowly) is closed; malformed requests are logged once
-per minute per kind, without a traceback.
+per minute per kind, without a traceback. With ``auth_token`` set (required beyond loopback) every request
+needs the token: ``Authorization: Bearer``, or ``?token=`` once, which answers with an HttpOnly, SameSite=Strict
+cookie and a redirect to the same URL without the token (so the page's MJPEG ``<img>`` tags and fetches keep
+working); ``/metrics`` too unless ``metrics_public``. Compared in constant time, never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
+import hmac
 import logging
 import math
 from dataclasses import dataclass
@@ -46,6 +51,7 @@ Stream = Literal["visible", "thermal"]
 _BOUNDARY = "vitaledge-frame"
 _STATIC = ("index.html", "overlay.js", "overlay.css")
 _TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+_COOKIE = "vitaledge_overlay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,10 @@ class Overlay:
         self._server: asyncio.Server | None = None
         self._guards: dict[asyncio.BaseTransport, _Guard] = {}
         self._allowed_hosts = _allowed_hosts(cfg)
+        # The cookie holds a MAC of the token, not the token itself.
+        token = None if cfg.auth_token is None else cfg.auth_token.get_secret_value().encode()
+        self._token = token
+        self._cookie = None if token is None else hmac.new(token, b"overlay cookie", hashlib.sha256).hexdigest()
         self._closing = asyncio.Event()
         self._faults = RateLimitedLog(_log)
         self.viewers = 0
@@ -170,6 +180,7 @@ class Overlay:
             self.errors["overlay_host_refused"] += 1
             self._faults.warn("overlay_host_refused", f"refused a request for Host {host[:80]!r} (not allowed_hosts)")
             raise web.HTTPMisdirectedRequest(text="this host name is not served here\n")
+        self._check_auth(request)
         guard = self._guards.get(request.transport) if request.transport is not None else None
         if guard is None:
             return await handler(request)
@@ -178,6 +189,27 @@ class Overlay:
             return await handler(request)
         finally:
             guard.busy(False)
+
+    def _check_auth(self, request: web.Request) -> None:
+        """Return if the request may be answered; raise 401, or the redirect that sets the cookie."""
+        token, cookie = self._token, self._cookie
+        if token is None or cookie is None or (self._cfg.metrics_public and request.path == "/metrics"):
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
+            return
+        if hmac.compare_digest(request.cookies.get(_COOKIE, "").encode(), cookie.encode()):
+            return
+        query = request.query.get("token")
+        if query is not None and hmac.compare_digest(query.encode(), token):
+            rest = [(k, v) for k, v in request.query.items() if k != "token"]
+            redirect = web.HTTPSeeOther(location=str(request.rel_url.with_query(rest)))
+            redirect.set_cookie(_COOKIE, cookie, path="/", httponly=True, samesite="Strict")
+            raise redirect
+        self.errors["overlay_auth_refused"] += 1
+        self._faults.warn("overlay_auth_refused", "refused a request without the right overlay.auth_token")
+        raise web.HTTPUnauthorized(text="overlay.auth_token required\n",
+                                   headers={"WWW-Authenticate": 'Bearer realm="vitaledge overlay"'})
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard_requests])
