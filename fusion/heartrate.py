@@ -272,7 +272,7 @@ class HeartRateEstimator:
         if tracker is not None:
             f_hz, _ = band_spectrum(np.zeros(self._n), fs_hz)
             self._tracker = SpectrumTracker(f_hz * 60.0, sigma_bpm=tracker.sigma_bpm, lag_steps=tracker.lag_steps)
-        self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = (
+        self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64]]] = (  # (window end, fused power)
             collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
         )
         # For view(): the published rates of the last PATH_S (t_mono, bpm, confidence), the newest
@@ -338,7 +338,7 @@ class HeartRateEstimator:
             bins = self._tracker.path()[1:]  # after the published window's
             windows = list(self._spectra)[len(self._spectra) - len(bins) :]
             ahead = [
-                (t, float(f_hz[snap_to_local_peak(q, k)] * 60.0)) for (t, q, _), k in zip(windows, bins, strict=True)
+                (t, float(f_hz[snap_to_local_peak(q, k)] * 60.0)) for (t, q), k in zip(windows, bins, strict=True)
             ]
         view = make_pulse_view(
             t_mono=t_mono,
@@ -369,11 +369,11 @@ class HeartRateEstimator:
         if self._tracker is None:
             self._blend(peak, median, t_mono)
             return
-        self._spectra.append((t_mono, p, f_hz))
+        self._spectra.append((t_mono, p))
         answer = self._tracker.push(p)
         if answer is None:
             return
-        end_t, described, _ = self._spectra[-1 - answer.lag_steps]
+        end_t, described = self._spectra[-1 - answer.lag_steps]
         chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=snap_to_local_peak(described, answer.bin))
         raw = peak_of_spectrum(f_hz, described, self._n, self.fs_hz)
         self._result = HeartRate(

@@ -17,19 +17,21 @@ from edge.web.window import GUI_HINT, WindowSink, gui_available, has_display
 from tests.overlay_frames import readings, visible_frame
 
 
+async def _show_one_frame(env: dict[str, str]) -> WindowSink:
+    """Open a window sink in ``env``, offer it one frame, close it."""
+    async with WindowSink(env=env) as window:
+        hr, th = readings()
+        window.observe(visible_frame(0), hr, th)
+        await asyncio.sleep(0.1)
+    return window
+
+
 def test_no_display_means_one_warning_and_nothing_else(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(edge.web.window, "gui_available", lambda: True)  # whatever this build: the display check
 
-    async def run() -> WindowSink:
-        async with WindowSink(env={}) as window:
-            hr, th = readings()
-            window.observe(visible_frame(0), hr, th)
-            await asyncio.sleep(0.1)
-        return window
-
-    window = asyncio.run(run())
+    window = asyncio.run(_show_one_frame({}))
     assert window.shown == 0
     assert [r.levelno for r in caplog.records if "no reachable display" in r.getMessage()] == [logging.WARNING]
     assert not has_display({}) and not has_display({"DISPLAY": ":4321"}), "set but unreachable: no display"
@@ -40,14 +42,7 @@ def test_a_headless_opencv_says_which_extra_brings_the_window(
 ) -> None:
     monkeypatch.setattr(edge.web.window, "gui_available", lambda: False)  # as opencv-python-headless
 
-    async def run() -> WindowSink:
-        async with WindowSink(env={"DISPLAY": ":0"}) as window:
-            hr, th = readings()
-            window.observe(visible_frame(0), hr, th)
-            await asyncio.sleep(0.1)
-        return window
-
-    window = asyncio.run(run())
+    window = asyncio.run(_show_one_frame({"DISPLAY": ":0"}))
     assert window.shown == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "no GUI (headless)" in warnings[0] and GUI_HINT in warnings[0]
