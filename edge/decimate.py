@@ -11,9 +11,10 @@ what fusion can take, never below a floor the product still needs:
 - thermal frames: 1 Hz, one per record;
 - anything else (a wristband reading: four a second, microseconds each) is always taken.
 
-The decision is made on sample times only (``admit(kind, t_mono)``), so it is testable without a clock;
-how much to keep (``scale``) follows the measured busy fraction (``observe``), with a clock the caller
-owns.
+Each source's stream is paced on its own (two webcams are two streams, each kept at the floor); the floor
+is its sample type's. The decision is made on sample times only (``admit(kind, t_mono, source)``), so it
+is testable without a clock; how much to keep (``scale``) follows the measured busy fraction
+(``observe``), with a clock the caller owns.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Decimator:
         self.interval_s = interval_s
         self.scale = 1.0  # share of each stream's arrival rate to keep (floors apply)
         self.busy = 0.0  # the latest measured busy fraction
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[tuple[str, str], _Stream] = {}  # by (type name, source)
         self._window_start_s: float | None = None
         self._window_busy_s = 0.0
         self._backlog = False
@@ -71,29 +72,29 @@ class Decimator:
         """Whether frames are being thinned now."""
         return self.scale < 1.0
 
-    def target_hz(self, kind: str) -> float | None:
-        """The rate kept now for ``kind`` (None: every frame, or not yet known)."""
-        stream = self._streams.get(kind)
+    def target_hz(self, kind: str, source: str = "") -> float | None:
+        """The rate kept now for ``source``'s frames of type ``kind`` (None: every frame, or not yet known)."""
+        stream = self._streams.get((kind, source))
         if kind not in self.floors_hz or stream is None or stream.period_ns is None:
             return None
         arrival_hz = _NS_PER_S / stream.period_ns
         return min(arrival_hz, max(self.floors_hz[kind], self.scale * arrival_hz))
 
-    def admit(self, kind: str, t_mono: int) -> bool:
-        """Whether fusion takes the frame of type ``kind`` captured at ``t_mono`` (ns).
+    def admit(self, kind: str, t_mono: int, source: str = "") -> bool:
+        """Whether fusion takes ``source``'s frame of type ``kind`` captured at ``t_mono`` (ns).
 
         Kept frames lie on a grid of the target period, each the first frame at or after its grid point
         (less half an arrival interval, so jitter does not skip the frame nearest the point).
         """
         if kind not in self.floors_hz:
             return True
-        stream = self._streams.setdefault(kind, _Stream())
+        stream = self._streams.setdefault((kind, source), _Stream())
         if stream.last_t is not None:
             dt = t_mono - stream.last_t
             if 0 < dt < _MAX_GAP_NS:
                 stream.period_ns = dt if stream.period_ns is None else 0.8 * stream.period_ns + 0.2 * dt
         stream.last_t = t_mono
-        target = self.target_hz(kind)
+        target = self.target_hz(kind, source)
         if target is None or stream.period_ns is None:
             stream.next_keep_t = None
             return True

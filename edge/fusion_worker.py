@@ -187,7 +187,7 @@ class FusionWorker:
         live = source in self._live
         kind = type(sample).__name__
         admitted = self._admitted.get((source, kind)) == sample.t_mono  # by demand(), before it was made
-        if live and not admitted and not self._decimator.admit(kind, sample.t_mono):
+        if live and not admitted and not self._decimator.admit(kind, sample.t_mono, source):
             source_stats.fusion_skipped += 1
             return
         recently_dropped = self._last_drop_t is not None and sample.t_mono - self._last_drop_t < _NS_PER_S
@@ -217,7 +217,7 @@ class FusionWorker:
         """
 
         def wants(kind: str, t_mono: int) -> bool:
-            if source not in self._live or self._decimator.admit(kind, t_mono):
+            if source not in self._live or self._decimator.admit(kind, t_mono, source):
                 self._admitted[(source, kind)] = t_mono
                 return True
             self._stats.source(source).fusion_skipped += 1

@@ -50,6 +50,18 @@ def test_a_starved_fusion_keeps_evenly_spaced_frames_at_the_floors() -> None:
     assert decimator.degraded
 
 
+def test_two_webcams_are_two_streams_each_kept_at_the_floor() -> None:
+    decimator = Decimator()
+    decimator.scale = decimator.min_scale
+    times = [round(i * NS / 30.0) for i in range(300)]  # 10 s at 30 fps, both cameras in step
+    kept = {"left": 0, "right": 0}
+    for t in times:
+        for camera in kept:
+            kept[camera] += decimator.admit("VisibleFrame", t, camera)
+    # Paced as one stream, the two would share one 10 fps grid and each get about half of it.
+    assert kept["left"] == pytest.approx(100, abs=3) and kept["right"] == pytest.approx(100, abs=3)
+
+
 def test_scale_follows_the_measured_busy_fraction() -> None:
     decimator = Decimator(budget=0.5)
     now = 0.0
