@@ -24,6 +24,7 @@ from edge.config import (
     E4ServerConfig,
     FlirJpegConfig,
     FlirOneConfig,
+    PiCameraConfig,
     ReplayConfig,
     SourceConfig,
     SyntheticSourceConfig,
@@ -118,7 +119,7 @@ def _is_live(cfg: SourceConfig) -> bool:
             return False  # recordings: back-pressure keeps every sample, as a replay must be bit-for-bit
         case (
             FlirOneConfig() | UvcThermalConfig() | E4BleConfig() | BleThermometerConfig() | E4ServerConfig()
-            | WebcamConfig()
+            | WebcamConfig() | PiCameraConfig()
         ):
             return True
         case _:

@@ -21,6 +21,7 @@ from edge.config import (
     FlirJpegConfig,
     FlirOneConfig,
     HeartRateConfig,
+    PiCameraConfig,
     ReplayConfig,
     SourceConfig,
     SyntheticSourceConfig,
@@ -124,6 +125,12 @@ def build_source(cfg: SourceConfig) -> Source[Any]:
                 fps=cfg.fps,
                 queue_size=cfg.queue_size,
             )
+        case PiCameraConfig():
+            from drivers.picamera import PiCameraSource
+
+            return PiCameraSource(
+                cfg.name, camera=cfg.camera, width=cfg.width, height=cfg.height, fps=cfg.fps, queue_size=cfg.queue_size
+            )
         case ReplayConfig():
             from drivers.replay import ReplaySource
 
@@ -144,7 +151,7 @@ def build_backoff(cfg: SourceConfig) -> Backoff:
     Sources that can lose a link (Bluetooth, the E4 server, a webcam) take the cap from their
     configuration; the others use the default (30 s).
     """
-    if isinstance(cfg, E4BleConfig | BleThermometerConfig | E4ServerConfig | WebcamConfig):
+    if isinstance(cfg, E4BleConfig | BleThermometerConfig | E4ServerConfig | WebcamConfig | PiCameraConfig):
         return Backoff(max_s=cfg.backoff_max_s)
     return Backoff()
 

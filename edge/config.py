@@ -44,6 +44,7 @@ __all__ = [
     "MqttConfig",
     "OutboxConfig",
     "OverlayConfig",
+    "PiCameraConfig",
     "PlanckConfig",
     "ReplayConfig",
     "ServiceConfig",
@@ -211,6 +212,19 @@ class WebcamConfig(Strict):
     backoff_max_s: float = Field(default=10.0, gt=0, le=3600)
 
 
+class PiCameraConfig(Strict):
+    """A Raspberry Pi Camera Module through libcamera (picamera2, from Raspberry Pi OS's python3-picamera2)."""
+
+    kind: Literal["picamera"]
+    name: str = "webcam"
+    camera: int = Field(default=0, ge=0, le=7, description="libcamera's camera index")
+    width: int = Field(default=640, ge=16, le=4608)
+    height: int = Field(default=480, ge=16, le=3496)
+    fps: float = Field(default=30.0, gt=0, le=120)
+    queue_size: int = Field(default=2, ge=1, le=256, description="frames kept for a slow loop; newest wins")
+    backoff_max_s: float = Field(default=10.0, gt=0, le=3600)
+
+
 class ReplayConfig(Strict):
     """A session written by ``vitaledge record``, played back as the sources it recorded."""
 
@@ -241,6 +255,7 @@ SourceConfig = Annotated[
     | E4ServerConfig
     | E4CsvConfig
     | WebcamConfig
+    | PiCameraConfig
     | ReplayConfig
     | VideoFileSourceConfig,
     Field(discriminator="kind"),

@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import shutil
 import struct
+import sys
 import threading
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -29,6 +32,7 @@ from drivers.e4_csv import E4CsvSource
 from drivers.e4_server import E4ServerSource
 from drivers.flir_jpeg import FlirJpegSource
 from drivers.flirone import FlirOneSource
+from drivers.picamera import PiCameraSource
 from drivers.replay import ReplaySource
 from drivers.synthetic import SimulatedRig
 from drivers.uvc_thermal import UvcThermalSource
@@ -41,6 +45,7 @@ from tests.ble_backend import VirtualPeripheral
 from tests.test_ble_sources import _char, _ht_packet, virtual_rig
 from tests.test_e4_server import FakeE4Server
 from tests.test_flirone import PLANCK, ReplayBackend, capture_reads
+from tests.test_picamera import CameraModule, FakePicamera2
 from tests.test_uvc_thermal import StandInCamera, p2pro_frame
 from tests.test_video_file import _write_video
 
@@ -270,6 +275,44 @@ async def _webcam(tmp: Path, _request: pytest.FixtureRequest) -> AsyncIterator[K
 
 
 @contextlib.asynccontextmanager
+async def _picamera(_tmp: Path, _request: pytest.FixtureRequest) -> AsyncIterator[Kit]:
+    present, absent = CameraModule(), CameraModule()
+    absent.connected = []
+
+    def make(hardware: CameraModule) -> Source[Any]:
+        # Each source sees its own module: the fake class's hardware is swapped in by the open itself.
+        source = PiCameraSource("cam", width=32, height=24, queue_size=16)
+        original = source._open_camera
+
+        def open_camera() -> Any:
+            FakePicamera2.hardware = hardware
+            return original()
+
+        source._open_camera = open_camera  # type: ignore[method-assign]
+        return source
+
+    async def plug() -> None:
+        absent.connected = [{"Model": "imx708", "Num": 0}]
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
+    saved = FakePicamera2.hardware
+    with mock.patch.dict(sys.modules, {"picamera2": module}):
+        try:
+            yield Kit(
+                make=lambda: make(present),
+                make_absent=lambda: make(absent),
+                plug=plug,
+                released=lambda source: isinstance(source, PiCameraSource)
+                and source._thread is None
+                and source._camera is None
+                and all(c.closed for c in present.open_cameras + absent.open_cameras),
+            )
+        finally:
+            FakePicamera2.hardware = saved
+
+
+@contextlib.asynccontextmanager
 async def _video_file(tmp: Path, _request: pytest.FixtureRequest) -> AsyncIterator[Kit]:
     video = _write_video(tmp / "clip.avi", 200)
 
@@ -294,6 +337,7 @@ KITS = {
     "e4-server": _e4_server,
     "e4-csv": _e4_csv,
     "webcam": _webcam,
+    "picamera": _picamera,
     "video-file": _video_file,
 }
 
