@@ -103,6 +103,23 @@ def test_fused_peak_weighs_signals_by_shape_not_scale() -> None:
     assert np.isnan(fused_spectral_peak([np.zeros(10)], fs))
 
 
+def test_whole_signal_rate_averages_segments_so_a_drifting_weak_pulse_beats_the_noise() -> None:
+    from fusion.heartrate import fused_spectral_peak
+
+    fs = 15.0
+    t = np.arange(0, 120, 1 / fs)
+    bpm = 75 + 6 * np.sin(2 * np.pi * t / 40)  # a heart that drifts ±6 bpm over two minutes
+    pulse = np.sin(2 * np.pi * np.cumsum(bpm / 60) / fs)
+    segmented, whole = [], []
+    for seed in range(5):
+        x = pulse + 2.0 * np.random.default_rng(seed).normal(size=t.size)  # weak: noise twice the pulse
+        segmented.append(fused_spectral_peak([x], fs))
+        whole.append(fused_spectral_peak([x], fs, segment_s=1e9))  # one periodogram of the whole signal
+    assert np.allclose(segmented, 75, atol=4)
+    # The one periodogram spreads the drifting pulse over many bins, and noise spikes win most of the time.
+    assert sum(abs(b - 75) <= 4 for b in whole) <= 2
+
+
 def test_a_chosen_bin_with_no_power_near_it_is_no_signal_not_a_crash() -> None:
     from fusion.heartrate import peak_of_spectrum
 

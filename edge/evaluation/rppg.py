@@ -4,11 +4,12 @@ Each clip is decoded once through the same :class:`fusion.rppg.HeartRatePipeline
 run`` uses (:func:`edge.evaluation.rppg_data.run_clip`); what it published is scored as it is. UBFC
 clips: each published rate is paired with the reference of the same window
 (:class:`fusion.reference.ReferencePpg`); windowed MAE, RMSE, r, and coverage (share of windows
-published without ``low_confidence`` and their MAE). Skin patches: one whole-clip rate per clip and
-one per subject (:func:`fusion.heartrate.fused_spectral_peak` over all its regions), scored over
-subjects. ``--folds leave-one-out`` chooses the heart-rate settings on the other clips for each
-clip (:mod:`edge.evaluation.folds`), replaying the cached pulse; ``--compare`` runs several methods
-on the same clips; ``--plot`` draws Bland–Altman plots and traces (:mod:`edge.evaluation.rppg_plot`).
+published without ``low_confidence`` and their MAE). Skin patches: one rate per clip and one per
+subject (the median of what the live path published over all its regions; the fused 10 s-segment
+spectrum beside it), scored over subjects. ``--folds leave-one-out`` chooses the heart-rate settings
+on the other clips for each clip (:mod:`edge.evaluation.folds`), replaying the cached pulse;
+``--compare`` runs several methods on the same clips; ``--plot`` draws Bland–Altman plots and traces
+(:mod:`edge.evaluation.rppg_plot`).
 """
 
 from __future__ import annotations
@@ -302,36 +303,65 @@ def leave_one_out_summary(
     }
 
 
+def _published_median(clips: Sequence[ClipRun]) -> float:
+    """The median of every rate the live path published for these clips, NaN when it published none."""
+    rates = [p.bpm for c in clips for p in c.published if math.isfinite(p.bpm)]
+    return float(np.median(rates)) if rates else math.nan
+
+
 def skin_patch_summary(method: str, subjects: list[tuple[str, float, list[ClipRun]]]) -> dict[str, Any]:
-    """One whole-clip rate per clip and one per subject (all regions fused); figures over subjects."""
+    """One rate per clip and one per subject (all its regions), scored over subjects.
+
+    The rate is what the product says: the median of the rates the live path published over the clip
+    (over all the subject's clips), as eval scores what is published. ``spectrum_bpm`` beside it is the
+    peak of all the pulse's 10 s segments fused (:func:`fusion.heartrate.fused_spectral_peak`), the
+    estimate when nothing was published.
+    """
     rows: list[dict[str, Any]] = []
     est: list[float] = []
     ref: list[float] = []
     for name, reference, clips in subjects:
         if len({c.fs_hz for c in clips}) > 1:
             raise EvalDataError(f"{name}: its clips' rates differ ({sorted({c.fs_hz for c in clips})} Hz)")
-        bpm = fused_spectral_peak([x for c in clips for x in c.pulse_signals()], clips[0].fs_hz)
+        spectrum = fused_spectral_peak([x for c in clips for x in c.pulse_signals()], clips[0].fs_hz)
+        published = _published_median(clips)
+        bpm = published if math.isfinite(published) else spectrum
         if math.isfinite(bpm):
             est.append(bpm)
             ref.append(reference)
         clip_rows = []
         for c in clips:
-            b = fused_spectral_peak(c.pulse_signals(), c.fs_hz)
-            clip_rows.append({"name": c.name, "bpm": _r(b), "error_bpm": _r(b - reference), "video_s": _r(c.video_s)})
+            clip_spectrum = fused_spectral_peak(c.pulse_signals(), c.fs_hz)
+            clip_published = _published_median([c])
+            b = clip_published if math.isfinite(clip_published) else clip_spectrum
+            clip_rows.append(
+                {
+                    "name": c.name,
+                    "bpm": _r(b),
+                    "error_bpm": _r(b - reference),
+                    "spectrum_bpm": _r(clip_spectrum),
+                    "published": len(c.published),
+                    "video_s": _r(c.video_s),
+                }
+            )
         rows.append(
             {
                 "name": name,
                 "bpm": _r(bpm),
                 "reference_bpm": _r(reference),
                 "error_bpm": _r(bpm - reference),
+                "spectrum_bpm": _r(spectrum),
+                "spectrum_error_bpm": _r(spectrum - reference),
                 "clips": clip_rows,
             }
         )
+    spectra = [(r["spectrum_bpm"], r["reference_bpm"]) for r in rows if r["spectrum_bpm"] is not None]
     return {
         "method": method,
         "mae_bpm": _mae(est, ref),
         "rmse_bpm": _rmse(est, ref),
         "pearson_r": _pearson(est, ref),
+        "spectrum_mae_bpm": _mae([e for e, _ in spectra], [r for _, r in spectra]),
         "subjects_scored": len(est),
         "subjects": rows,
     }
@@ -443,15 +473,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(s: dict[str, Any], dataset: str) -> None:
     if dataset == "skin-patches":
-        print(f"{'subject':>10} {'clips':>5} {'bpm':>7} {'ref':>7} {'error':>7}")
+        print(f"{'subject':>10} {'clips':>5} {'bpm':>7} {'ref':>7} {'error':>7} {'spectrum':>8}")
         for row in s["subjects"]:
             print(
                 f"{row['name']:>10} {len(row['clips']):>5} {_f(row['bpm'])} {_f(row['reference_bpm'])} "
-                f"{_f(row['error_bpm'])}"
+                f"{_f(row['error_bpm'])} {_f(row['spectrum_bpm'], 8)}"
             )
         print(
             f"method {s['method']}: subject MAE {_f(s['mae_bpm'], 0)}  RMSE {_f(s['rmse_bpm'], 0)}  "
-            f"r {_f(s['pearson_r'], 0, 3)}  ({s['subjects_scored']} subjects, {s['run_s']} s)"
+            f"r {_f(s['pearson_r'], 0, 3)}  (spectrum MAE {_f(s['spectrum_mae_bpm'], 0)}; "
+            f"{s['subjects_scored']} subjects, {s['run_s']} s)"
         )
         return
     print(
