@@ -216,6 +216,8 @@ class Lensing(Protocol):
 
     def apply(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
 
+    def apply_field(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
     def psf_bgr(self, width_px: int) -> npt.NDArray[np.float64]: ...
 
 
@@ -292,6 +294,15 @@ class Lens:
         return np.asarray(out, dtype=np.uint8)
 
 
+    def apply_field(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """A measured field (H×W float, e.g. a thermal frame in °C) through the green channel's PSF, no noise."""
+        field = np.asarray(values, dtype=np.float32)
+        if field.ndim != 2:
+            raise ValueError(f"field must be H×W, got {field.shape}")
+        kernel = np.asarray(psf_for_width(self.psfs, field.shape[1])[1], dtype=np.float32)
+        return np.asarray(cv2.filter2D(field, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT), dtype=np.float32)
+
+
 class LowResSensor:
     """The paper's other baseline: a ``side``×``side`` sensor (area-averaged), shown at the frame's size."""
 
@@ -314,3 +325,11 @@ class LowResSensor:
         small = cv2.resize(linear, (self.side, self.side), interpolation=cv2.INTER_AREA).astype(np.float32) / 65535
         codes = _S_LUT[np.clip(small * (_S_STEPS - 1) + 0.5, 0, _S_STEPS - 1).astype(np.intp)]
         return np.asarray(cv2.resize(codes, (width, height), interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+
+    def apply_field(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """A measured field (H×W float) area-averaged to ``side``×``side`` and shown at its size."""
+        field = np.asarray(values, dtype=np.float32)
+        if field.ndim != 2:
+            raise ValueError(f"field must be H×W, got {field.shape}")
+        small = cv2.resize(field, (self.side, self.side), interpolation=cv2.INTER_AREA)
+        return np.asarray(cv2.resize(small, field.shape[::-1], interpolation=cv2.INTER_NEAREST), dtype=np.float32)
