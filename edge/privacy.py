@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Literal
 
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.errors import ConfigError
-from fusion.privacy import Lens, Lensing, LowResSensor, lens_psfs
+from fusion.privacy import Lens, Lensing, LowResSensor, Optics, lens_psfs
 
 __all__ = ["PRESETS", "LensDesign", "build_lensing", "lens_design"]
 
@@ -36,12 +36,14 @@ class LensDesign:
             comparison is between two surfaces of one aberration budget).
         work_scale: frame pixels per working pixel of the live path.
         noise_std: sensor noise in 8-bit code values.
+        optics: the camera the surface was designed for.
     """
 
     coefficients_um: tuple[float, ...]
     defocus_um: float
     work_scale: int = 4
     noise_std: float = 1.0
+    optics: Optics = field(default_factory=Optics)
 
 
 @functools.cache
@@ -59,6 +61,7 @@ def lens_design() -> LensDesign:
             defocus_um=float(data["defocus_um"]),
             work_scale=int(data.get("work_scale", 4)),
             noise_std=float(data.get("noise_std", 1.0)),
+            optics=Optics(**data.get("optics", {})),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"privacy.mode: cannot read models/privacy_lens/lens.json: {exc}") from exc
@@ -68,7 +71,7 @@ def lens_design() -> LensDesign:
 def _psfs(preset: Preset) -> npt.NDArray[np.float64]:
     design = lens_design()
     coeffs = design.coefficients_um if preset == "lens" else (0.0, 0.0, 0.0, design.defocus_um)
-    psfs = lens_psfs(coeffs)
+    psfs = lens_psfs(coeffs, design.optics)
     psfs.flags.writeable = False
     return psfs
 
