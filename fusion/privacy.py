@@ -41,6 +41,7 @@ __all__ = [
     "psf",
     "psf_for_width",
     "srgb_to_linear",
+    "surface_steepness",
     "zernike",
 ]
 
@@ -130,19 +131,52 @@ def psf(coeffs_um: Sequence[float], wavelength_um: float, optics: Optics = Optic
     pupil_samples = optics.pixel_um * optics.psf_px / (wavelength_um * optics.f_number)
     if pupil_samples > n_grid / 2:
         raise ValueError(f"oversample {k} too small for {wavelength_um} µm (|H|² would alias)")
-    c = n_grid // 2
-    y, x = np.mgrid[-c : n_grid - c, -c : n_grid - c].astype(np.float64) / (pupil_samples / 2)
-    rho, theta = np.hypot(x, y), np.arctan2(y, x)
-    inside = rho <= 1.0
-    phase_um = np.zeros_like(rho)
-    for j, a in enumerate(coeffs_um, start=1):
-        if a != 0.0:
-            phase_um += a * zernike(j, rho, theta)
+    phase_um, inside = _surface(coeffs_um, n_grid, pupil_samples)
+    steepness = _steepness(phase_um, inside, wavelength_um)
+    if steepness > 1.0:
+        raise ValueError(
+            f"surface too steep for psf_px {optics.psf_px}: {steepness:.2f} π per pupil sample "
+            "(the PSF would wrap around); use smaller coefficients or a larger psf_px"
+        )
     field = np.where(inside, np.exp(2j * np.pi * phase_um / wavelength_um), 0.0)
     intensity = np.abs(np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(field)))) ** 2
     # Integrate over each pixel: k×k fine samples, the centre sample in the centre pixel's centre.
     binned = intensity.reshape(optics.psf_px, k, optics.psf_px, k).sum(axis=(1, 3))
     return np.asarray(binned / binned.sum(), dtype=np.float64)
+
+
+def _surface(
+    coeffs_um: Sequence[float], n_grid: int, pupil_samples: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """φ on an n_grid² pupil grid whose unit disk is ``pupil_samples`` across, and the disk's mask."""
+    c = n_grid // 2
+    y, x = np.mgrid[-c : n_grid - c, -c : n_grid - c].astype(np.float64) / (pupil_samples / 2)
+    rho, theta = np.hypot(x, y), np.arctan2(y, x)
+    phase_um = np.zeros_like(rho)
+    for j, a in enumerate(coeffs_um, start=1):
+        if a != 0.0:
+            phase_um += a * zernike(j, rho, theta)
+    return phase_um, rho <= 1.0
+
+
+def _steepness(phase_um: npt.NDArray[np.float64], inside: npt.NDArray[np.bool_], wavelength_um: float) -> float:
+    """Largest phase step between neighbouring pupil samples, in units of π (above 1 the field aliases)."""
+    steps = [
+        np.abs(np.diff(phase_um, axis=a))[inside[:-1, :] & inside[1:, :] if a == 0 else inside[:, :-1] & inside[:, 1:]]
+        for a in (0, 1)
+    ]
+    largest = max(float(s.max()) if s.size else 0.0 for s in steps)
+    return 2.0 * largest / wavelength_um
+
+
+def surface_steepness(coeffs_um: Sequence[float], optics: Optics = Optics()) -> float:
+    """How steep the surface is for the PSF grid, in π per pupil sample (the same at every wavelength,
+    as the pupil's sampling scales with it); :func:`psf` refuses above 1: the PSF would wrap around."""
+    wavelength_um = BGR_WAVELENGTHS_UM[1]
+    n_grid = optics.psf_px * optics.oversample
+    pupil_samples = optics.pixel_um * optics.psf_px / (wavelength_um * optics.f_number)
+    phase_um, inside = _surface(coeffs_um, n_grid, pupil_samples)
+    return _steepness(phase_um, inside, wavelength_um)
 
 
 def lens_psfs(coeffs_um: Sequence[float], optics: Optics = Optics()) -> npt.NDArray[np.float64]:

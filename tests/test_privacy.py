@@ -19,6 +19,7 @@ from fusion.privacy import (
     noll_to_nm,
     psf,
     psf_for_width,
+    surface_steepness,
     zernike,
 )
 
@@ -88,6 +89,14 @@ def test_defocus_blurs_and_its_sign_does_not_matter() -> None:
     np.testing.assert_allclose(plus, minus, atol=1e-9)
     for one in lens_psfs([0, 0, 0, 1.0], optics):
         assert one.sum() == pytest.approx(1.0)
+
+
+def test_a_surface_too_steep_for_the_grid_is_refused() -> None:
+    optics = Optics(psf_px=41)
+    assert surface_steepness([0, 0, 0, 0.5], optics) < 1.0
+    assert surface_steepness([0, 0, 0, 1.0], optics) == pytest.approx(2 * surface_steepness([0, 0, 0, 0.5], optics))
+    with pytest.raises(ValueError, match="too steep"):
+        psf([0, 0, 0, 4.0], 0.55, optics)
 
 
 def test_too_coarse_oversampling_is_refused() -> None:

@@ -191,7 +191,8 @@ def _privacy_figures(
             tally.ssim.append(float(similarity))
             found_any, probes = False, []
             for attack, image, crop_face in restorations(lensed, lensing, face):
-                found = judges.detects(image, crop_face)
+                # Once some image gave the face away the frame counts as found: the rest only need embedding.
+                found = judges.detects(image, crop_face) if attack == "lensed" or not found_any else None
                 if attack == "lensed":
                     tally.detected.append(found is not None)
                 if found is not None and not found_any:
@@ -247,6 +248,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--frames", type=int, default=6, help="frames sampled per clip for the privacy figures")
     parser.add_argument("--max-s", type=float, help="heart rate: only the first seconds of each clip")
     parser.add_argument("--no-hr", action="store_true", help="skip the heart-rate figures")
+    parser.add_argument("--no-faces", action="store_true", help="heart-rate figures only (no detectors, no SSIM)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -261,27 +263,30 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--frames must be at least 2 (re-identification compares frames of one person)")
     from models.face_recognition import FaceModelsMissing, face_models_dir
 
-    try:
-        face_models_dir()
-    except FaceModelsMissing as exc:
-        raise ConfigError(f"eval privacy needs the face models: {exc}") from exc
+    if not args.no_faces:
+        try:
+            face_models_dir()
+        except FaceModelsMissing as exc:
+            raise ConfigError(f"eval privacy needs the face models: {exc}") from exc
     clips = find_clips(args.paths)
     progress = sys.stderr.isatty()
     t0 = time.perf_counter()
-    tallies, info = _privacy_figures(clips, presets, args.frames, progress)
+    tallies, info = ({}, {}) if args.no_faces else _privacy_figures(clips, presets, args.frames, progress)
     out: dict[str, Any] = {"presets": {}, **info}
     for preset in presets:
-        t = tallies[preset]
-        entry: dict[str, Any] = {
-            "ssim": round(float(np.mean(t.ssim)), 3),
-            "face_rate": round(float(np.mean(t.detected)), 3),
-            "face_rate_after_attack": round(float(np.mean(t.detected_after_attack)), 3),
-            "reid_rate_after_attack": round(float(np.mean(t.reidentified)), 3),
-            "false_match_rate_after_attack": round(float(np.mean(t.false_match)), 3),
-            "median_distance_to_same_person": round(float(np.median(t.best_distance)), 3),
-            "hr_mae_bpm": None,
-            "attacks_that_found_faces": dict(t.winning_attacks.most_common()),
-        }
+        entry: dict[str, Any] = {"ssim": None, "face_rate": None, "face_rate_after_attack": None,
+                                 "reid_rate_after_attack": None, "hr_mae_bpm": None}
+        if preset in tallies:
+            t = tallies[preset]
+            entry.update({
+                "ssim": round(float(np.mean(t.ssim)), 3),
+                "face_rate": round(float(np.mean(t.detected)), 3),
+                "face_rate_after_attack": round(float(np.mean(t.detected_after_attack)), 3),
+                "reid_rate_after_attack": round(float(np.mean(t.reidentified)), 3),
+                "false_match_rate_after_attack": round(float(np.mean(t.false_match)), 3),
+                "median_distance_to_same_person": round(float(np.median(t.best_distance)), 3),
+                "attacks_that_found_faces": dict(t.winning_attacks.most_common()),
+            })
         if not args.no_hr:
             entry.update(_hr_mae(clips, preset, args.max_s, progress))
         out["presets"][preset] = entry
@@ -289,12 +294,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{info['frames']} frames of {len(info['clips'])} clips; re-identification at distance "
-          f"{info['reid_threshold']} (1 % false matches; same-person raw frames matched: "
-          f"{info['reid_genuine_rate_raw']})")
+    if info:
+        print(f"{info['frames']} frames of {len(info['clips'])} clips; re-identification at distance "
+              f"{info['reid_threshold']} (1 % false matches; same-person raw frames matched: "
+              f"{info['reid_genuine_rate_raw']})")
     print(f"{'preset':>9} {'SSIM':>6} {'face':>6} {'face*':>6} {'re-id*':>7} {'HR MAE':>7}   (* attacker's best)")
     for preset, e in out["presets"].items():
-        hr = "—" if e["hr_mae_bpm"] is None else f"{e['hr_mae_bpm']:.2f}"
-        print(f"{preset:>9} {e['ssim']:6.3f} {e['face_rate']:6.3f} {e['face_rate_after_attack']:6.3f} "
-              f"{e['reid_rate_after_attack']:7.3f} {hr:>7}")
+        cells = [_cell(e[k], w) for k, w in (("ssim", 6), ("face_rate", 6), ("face_rate_after_attack", 6),
+                                             ("reid_rate_after_attack", 7), ("hr_mae_bpm", 7))]
+        print(f"{preset:>9} {' '.join(cells)}")
     return 0
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{'—':>{width}}" if value is None else f"{value:{width}.3f}"

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 
-from fusion.privacy import BGR_WAVELENGTHS_UM, Lens, Optics, lens_psfs, psf
+from fusion.privacy import BGR_WAVELENGTHS_UM, Lens, Optics, lens_psfs, psf, surface_steepness
 
 BAND_CYCLES_PER_PX = (0.03, 0.125)
 ATTACK_K = 1e-3
@@ -44,10 +44,12 @@ W_PULSE = 0.5
 W_SSIM = 10.0
 FIRST_J, LAST_J = 4, 15
 BOUND_UM = 4.0
+# Phase step per pupil sample (in π) allowed: below 1 with a margin, so the PSF stays inside its grid.
+MAX_STEEPNESS = 0.8
 OPTICS = Optics(psf_px=121)
 _OTF_SIDE = 256
 WORK_SCALE = 4
-NOISE_STD = 2.0
+NOISE_STD = 0.5
 
 
 def _band_mask() -> npt.NDArray[np.bool_]:
@@ -106,6 +108,9 @@ def loss_parts(
 ) -> dict[str, float]:
     """The loss and its parts; ``fast``: the green PSF alone, and no SSIM (the search's inner loop)."""
     coeffs = coefficients(x)
+    steep = surface_steepness(coeffs, OPTICS)
+    if steep > MAX_STEEPNESS:  # the PSF would not fit its grid: steer back, smoothly
+        return {"recoverable": 1.0, "purity": 0.0, "ssim": 0.0, "loss": 2.0 + 10.0 * (steep - MAX_STEEPNESS)}
     psfs = psf(coeffs, BGR_WAVELENGTHS_UM[1], OPTICS)[None] if fast else lens_psfs(coeffs, OPTICS)
     parts = {"recoverable": recoverable(psfs), "purity": purity(psfs)}
     parts["ssim"] = 1.0 if fast else mean_ssim(psfs, frames)
@@ -130,29 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     frames = _frames(args.dev, args.frames)
     n = LAST_J - FIRST_J + 1
-    # Starts: strong defocus; defocus with spherical aberration (a smoother, flatter-topped blur); and
-    # defocus with astigmatism and coma (an extended, asymmetric spread).
+    # Starts: strong defocus; defocus with a little negative spherical aberration; defocus with
+    # astigmatism and coma (an extended, asymmetric spread).
     starts = [np.zeros(n) for _ in range(3)]
-    starts[0][0] = 3.0
-    starts[1][[0, 11 - FIRST_J]] = (2.5, 1.0)
-    starts[2][[0, 5 - FIRST_J, 8 - FIRST_J]] = (2.5, 1.0, 0.8)
+    starts[0][0] = 4.0
+    starts[1][[0, 11 - FIRST_J]] = (4.0, -0.3)
+    starts[2][[0, 5 - FIRST_J, 8 - FIRST_J]] = (3.5, 0.5, 0.3)
     t0 = time.perf_counter()
     evaluations = 0
     best: tuple[float, npt.NDArray[np.float64]] | None = None
     for start in starts:
         def loss(x: npt.NDArray[np.float64]) -> float:
-            nonlocal evaluations
+            # Every point is kept: Powell stopped by maxfev returns where its line search was, not its best.
+            nonlocal evaluations, best
             evaluations += 1
-            return loss_parts(x, frames, fast=True)["loss"]
+            value = loss_parts(x, frames, fast=True)["loss"]
+            if best is None or value < best[0]:
+                best = (value, np.array(x, dtype=np.float64))
+            return value
 
         result = optimize.minimize(
             loss, start, method="Powell", bounds=[(-BOUND_UM, BOUND_UM)] * n,
             options={"maxfev": args.maxfev, "xtol": 1e-2, "ftol": 1e-4},
         )
-        print(f"start {np.round(start, 2).tolist()}: loss {result.fun:.4f} after {result.nfev} evaluations",
-              file=sys.stderr)
-        if best is None or result.fun < best[0]:
-            best = (float(result.fun), np.asarray(result.x))
+        assert best is not None
+        print(f"start {np.round(start, 2).tolist()}: {result.nfev} evaluations, best so far {best[0]:.4f} at "
+              f"{np.round(best[1], 3).tolist()}", file=sys.stderr, flush=True)
     assert best is not None
     x = best[1]
     parts = loss_parts(x, frames)
