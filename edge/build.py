@@ -35,6 +35,7 @@ from edge.retry import Backoff
 from fusion.errors import ConfigError
 from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
+from fusion.privacy import Lensing
 from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
 from fusion.pulse_onnx import InferenceSession
 from fusion.pulse_stream import onnx_pulse_estimator
@@ -162,9 +163,12 @@ def build_fusion(cfg: VitalEdgeConfig) -> FusionLoop:
     Args:
         cfg: the validated configuration.
     """
+    from edge.privacy import build_lensing
+
+    lensing = build_lensing(cfg.privacy.mode, seed=4) if cfg.heart_rate.input == "lensed" else None
     return FusionLoop(
         device_id=cfg.device_id,
-        heart_rate=build_heart_rate_pipeline(cfg.heart_rate, WEBCAM_FPS_HZ),
+        heart_rate=build_heart_rate_pipeline(cfg.heart_rate, WEBCAM_FPS_HZ, lensing=lensing),
         thermal=build_thermal_pipeline(cfg.thermal, build_face_detector(cfg.heart_rate)),
         pair_tolerance_ns=int(cfg.thermal.pair_tolerance_ms * 1e6),
     )
@@ -223,7 +227,12 @@ def _onnx_estimator(model: Path, fs_hz: float, history_s: float) -> PulseEstimat
 
 
 def build_heart_rate_pipeline(
-    cfg: HeartRateConfig, fs_hz: float, *, detector: FaceDetector | None = None, record_pulse: bool = False
+    cfg: HeartRateConfig,
+    fs_hz: float,
+    *,
+    detector: FaceDetector | None = None,
+    record_pulse: bool = False,
+    lensing: Lensing | None = None,
 ) -> HeartRatePipeline:
     """The heart-rate pipeline for a webcam delivering about ``fs_hz`` frames per second.
 
@@ -232,8 +241,23 @@ def build_heart_rate_pipeline(
         fs_hz: the nominal frame rate.
         detector: replaces the configured face detector (e.g. a ``FullFrameDetector`` for skin patches).
         record_pulse: keep the pulse fed to the heart-rate estimator (``pulse_segments``; evaluation).
+        lensing: with ``input: lensed``, the privacy lens the frames pass through (required then); the
+            region is found on the lensed frames by skin colour unless ``detector`` is given.
+
+    Raises:
+        ConfigError: ``input: lensed`` without a lens.
     """
+    if cfg.input == "lensed":
+        if lensing is None:
+            raise ConfigError("heart_rate.input 'lensed' needs privacy.mode other than 'off'")
+        if detector is None:
+            from fusion.skinregion import SkinRegionDetector
+
+            detector = SkinRegionDetector()
+    else:
+        lensing = None
     return HeartRatePipeline(
+        lensing=lensing,
         detector=detector if detector is not None else build_face_detector(cfg),
         estimators=build_pulse_estimators(cfg, fs_hz),
         fs_hz=fs_hz,

@@ -46,6 +46,7 @@ __all__ = [
     "OverlayConfig",
     "PiCameraConfig",
     "PlanckConfig",
+    "PrivacyConfig",
     "ReplayConfig",
     "ServiceConfig",
     "SourceConfig",
@@ -276,6 +277,11 @@ class TrackerConfig(Strict):
 
 
 class HeartRateConfig(Strict):
+    input: Literal["raw", "lensed"] = Field(
+        default="raw",
+        description="lensed: rPPG on the privacy-lensed frames (privacy.mode), the region found on them by "
+        "skin colour, as a camera with the lens in glass would have to",
+    )
     method: Literal["fused", "pos", "chrom", "onnx"] = Field(
         default="fused", description="fused: POS and CHROM (and `model` when set), spectra summed"
     )
@@ -307,6 +313,16 @@ class ThermalConfig(Strict):
     wrist: RegressionConfig = RegressionConfig(a=PAPER_WRIST.a, b=PAPER_WRIST.b)  # Yoshikawa et al., wrist
     wristband_window_s: float = Field(default=60.0, gt=0.0, description="wristband mean window (paper: 60 s)")
     pair_tolerance_ms: float = Field(default=60.0, gt=0.0, description="thermal/visible pairing tolerance")
+
+
+class PrivacyConfig(Strict):
+    """The privacy lens every image leaving the device passes through (raw frames stay in memory)."""
+
+    mode: Literal["off", "defocus", "lowres16", "lens"] = Field(
+        default="off",
+        description="off: images leave as captured; defocus: Z4 blur; lowres16: a 16×16 sensor; lens: the "
+        "optimised surface (models/privacy_lens/lens.json)",
+    )
 
 
 # --- outputs ----------------------------------------------------------------------------------------
@@ -468,6 +484,7 @@ class VitalEdgeConfig(BaseSettings):
     sources: list[SourceConfig] = Field(default_factory=list)
     heart_rate: HeartRateConfig = Field(default_factory=HeartRateConfig)
     thermal: ThermalConfig = Field(default_factory=ThermalConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
@@ -486,6 +503,12 @@ class VitalEdgeConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (env_settings, init_settings)  # the environment overrides the file
+
+    @model_validator(mode="after")
+    def _lensed_needs_a_lens(self) -> Self:
+        if self.heart_rate.input == "lensed" and self.privacy.mode == "off":
+            raise ValueError("heart_rate.input 'lensed' needs privacy.mode other than 'off'")
+        return self
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> Self:

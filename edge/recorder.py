@@ -6,6 +6,10 @@ erase the pulse. Thermal frames go into ``.npz`` chunks (°C float32 and raw cou
 gives them); wristband readings into the manifest and, on close, an E4-style CSV per source. Every
 sample gets one manifest line (``samples.jsonl``) once its data is on disk, so a crash loses at most
 the current thermal chunk. ``write`` is thread-safe; call it off the event loop (it encodes).
+
+A shareable recording (``lensing`` given: ``vitaledge record --shareable``) stores only lensed images:
+webcam frames and the sled's visible images through the privacy lens, thermal frames (°C and counts)
+through its PSF, so nothing in the folder is a raw frame. It can still be replayed (rPPG on lensed input).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy.typing as npt
 
 from drivers.replay import MANIFEST, SCHEMA, SESSION, encode_meta
 from fusion.errors import VitalEdgeError
+from fusion.privacy import Lensing
 from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 
 __all__ = ["Recorder", "ffv1_available"]
@@ -161,6 +166,7 @@ class Recorder:
         video_codec: "ffv1" or "png"; None: FFV1 when this OpenCV build round-trips it exactly, else PNG.
         chunk_frames: thermal frames per ``.npz`` chunk.
         sources: configuration of the recorded sources, kept in ``session.json`` for reference.
+        lensing: the privacy lens every stored image passes through (a shareable recording); None: raw.
 
     Raises:
         VitalEdgeError: the folder already holds a session, or cannot be created.
@@ -173,8 +179,10 @@ class Recorder:
         video_codec: VideoCodec | None = None,
         chunk_frames: int = 32,
         sources: dict[str, Any] | None = None,
+        lensing: Lensing | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self._lensing = lensing
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -215,6 +223,7 @@ class Recorder:
             "sources": encode_meta(self._sources),
             "counts": dict(self.counts),
             "dropped": self.dropped,
+            "privacy": "off" if self._lensing is None else self._lensing.name,
         }
         tmp = self.folder / (SESSION + ".tmp")
         tmp.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
@@ -251,6 +260,8 @@ class Recorder:
                 "meta": encode_meta(sample.meta),
             }
             self._n += 1
+            if self._lensing is not None:
+                sample = _lensed(sample, self._lensing)
             match sample:
                 case VisibleFrame():
                     fps = float(sample.meta.get("fps") or 30.0)  # type: ignore[arg-type]
@@ -296,3 +307,20 @@ class Recorder:
             self._write_e4_csvs()
             self._write_header(ended=time.time())
         _log.info("session %s: %s", self.folder, dict(self.counts))
+
+
+def _lensed(sample: Sample, lensing: Lensing) -> Sample:
+    """The sample as a privacy camera would have recorded it: every image through the lens."""
+    match sample:
+        case VisibleFrame():
+            return dataclasses.replace(sample, image=lensing.apply(np.asarray(sample.image, dtype=np.uint8)))
+        case ThermalFrame():
+            visible = None if sample.visible is None else lensing.apply(np.asarray(sample.visible, dtype=np.uint8))
+            celsius = lensing.apply_field(np.asarray(sample.celsius, dtype=np.float32))
+            raw = None
+            if sample.raw is not None:
+                counts = lensing.apply_field(np.asarray(sample.raw, dtype=np.float32))
+                raw = np.asarray(np.clip(np.round(counts), 0, 65535), dtype=np.uint16)
+            return dataclasses.replace(sample, celsius=celsius, raw=raw, visible=visible)
+        case _:
+            return sample

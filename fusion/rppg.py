@@ -17,6 +17,7 @@ import numpy.typing as npt
 from fusion.face import Box, FaceDetector
 from fusion.heartrate import HeartRate, HeartRateEstimator
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
+from fusion.privacy import Lensing
 from fusion.pulse import PulseEstimator
 from fusion.tracking import FaceTracker
 from fusion.vitals import HeartRateReading
@@ -48,6 +49,8 @@ class HeartRatePipeline:
             (one list of ``(t_mono, values)`` per stretch of tracking, a value per estimator), for
             evaluation: the signal the published rates came from, without stitching it again.
         tracker: the spectrogram tracker's settings; None: the median blend of earlier versions.
+        lensing: a privacy lens every frame passes through first (rPPG on lensed video; the detector
+            then sees only lensed frames, e.g. a :class:`fusion.skinregion.SkinRegionDetector`).
     """
 
     def __init__(
@@ -61,7 +64,9 @@ class HeartRatePipeline:
         detect_every: int | None = None,
         record_pulse: bool = False,
         tracker: TrackerSettings | None = DEFAULT_TRACKER,
+        lensing: Lensing | None = None,
     ) -> None:
+        self.lensing = lensing
         if not fs_hz > 0:
             raise ValueError(f"fs_hz must be positive, got {fs_hz}")
         if not estimators or len({e.fs_hz for e in estimators}) != 1:
@@ -101,6 +106,8 @@ class HeartRatePipeline:
             return
         self._last_t = t_mono
         self.frames += 1
+        if self.lensing is not None:
+            image_bgr = self.lensing.apply(image_bgr)
         state = self.tracker.update(image_bgr, t_mono)
         if state.box is None:
             self._face_lost()

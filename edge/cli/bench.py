@@ -5,5 +5,7 @@ from edge.cli.targets import target_command
 __all__ = ["add_parser"]
 
 add_parser = target_command(
-    "bench", "measure speed and memory", ("edge.evaluation.bench_flirone", "edge.evaluation.bench_rppg")
+    "bench",
+    "measure speed and memory",
+    ("edge.evaluation.bench_flirone", "edge.evaluation.bench_rppg", "edge.evaluation.bench_privacy"),
 )

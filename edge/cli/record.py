@@ -31,12 +31,24 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seconds", type=float, required=True, help="stop after this long (or when all sources end)")
     add_config_option(parser)
     parser.add_argument("--png", action="store_true", help="store video as PNG frames instead of FFV1")
+    parser.add_argument(
+        "--shareable",
+        action="store_true",
+        help="store only lensed images (privacy.mode of the configuration, which must not be off)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
 
 
 async def record(
-    cfg: Any, out: Path, seconds: float, *, png: bool = False, queue_size: int = 64, progress: TextIO | None = None
+    cfg: Any,
+    out: Path,
+    seconds: float,
+    *,
+    png: bool = False,
+    queue_size: int = 64,
+    progress: TextIO | None = None,
+    shareable: bool = False,
 ) -> dict[str, Any]:
     """Record ``cfg``'s sources into ``out`` for ``seconds`` (or until every source ends).
 
@@ -47,6 +59,7 @@ async def record(
         png: store video as PNG frames.
         queue_size: samples waiting for the encoder before the sources are made to wait.
         progress: a terminal on which to redraw a progress line (about once a second), or None.
+        shareable: store images only through the configured privacy lens (``privacy.mode``).
 
     Returns:
         A summary: folder, seconds, counts per sample type, dropped per source, video codec, and the
@@ -57,12 +70,16 @@ async def record(
         VitalEdgeError: the folder already holds a session.
     """
     from edge.build import build_source
+    from edge.privacy import build_lensing
     from edge.recorder import Recorder
-    from fusion.errors import SourceError
+    from fusion.errors import ConfigError, SourceError
 
+    lensing = build_lensing(cfg.privacy.mode) if shareable else None
+    if shareable and lensing is None:
+        raise ConfigError("--shareable needs privacy.mode other than 'off' in the configuration")
     sources = [build_source(s) for s in cfg.sources]
     described = {s.name: s.model_dump(mode="json") for s in cfg.sources}
-    recorder = Recorder(out, video_codec="png" if png else None, sources=described)
+    recorder = Recorder(out, video_codec="png" if png else None, sources=described, lensing=lensing)
     started = time.monotonic()
     failed: dict[str, str] = {}
     try:
@@ -129,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.seconds > 0:
         raise ConfigError("--seconds must be positive")
     progress = sys.stderr if sys.stderr.isatty() and not args.json else None
-    summary = asyncio.run(record(cfg, args.out, args.seconds, png=args.png, progress=progress))
+    summary = asyncio.run(
+        record(cfg, args.out, args.seconds, png=args.png, progress=progress, shareable=args.shareable)
+    )
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from edge.config import HeartRateConfig
 from fusion.errors import VitalEdgeError
 from fusion.face import FaceDetector
+from fusion.privacy import Lensing
 
 __all__ = [
     "ClipRun",
@@ -99,6 +100,7 @@ def run_clip(
     detector: FaceDetector | None = None,
     max_s: float | None = None,
     progress: bool = False,
+    lensing: Lensing | None = None,
 ) -> ClipRun:
     """Runs one video through the heart-rate pipeline ``vitaledge run`` builds, frame by frame.
 
@@ -112,6 +114,7 @@ def run_clip(
         detector: replaces the configured face detector (skin patches: the whole frame).
         max_s: use only the first seconds.
         progress: draw a progress bar on stderr.
+        lensing: the privacy lens for ``cfg.input == "lensed"``.
 
     Raises:
         EvalDataError: the video cannot be opened.
@@ -129,7 +132,7 @@ def run_clip(
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
     if max_s is not None:
         total = min(total, int(max_s * fps))
-    pipeline = build_heart_rate_pipeline(cfg, fps, detector=detector, record_pulse=True)
+    pipeline = build_heart_rate_pipeline(cfg, fps, detector=detector, record_pulse=True, lensing=lensing)
     run = ClipRun(name=name, fs_hz=pipeline.estimator.fs_hz)
     last_t, i = None, 0
     try:

@@ -82,14 +82,16 @@ def build_dispatcher(
         from edge.web.metrics import Metrics
         from edge.web.overlay import Overlay
 
-        overlay = Overlay(cfg.overlay, device_id=cfg.device_id, serve_page=cfg.overlay.enabled)
+        overlay = Overlay(
+            cfg.overlay, device_id=cfg.device_id, serve_page=cfg.overlay.enabled, privacy=cfg.privacy.mode
+        )
         if cfg.metrics.enabled:
             overlay.metrics = Metrics(stats, mqtt=mqtt, viewers=lambda: overlay.viewers)
         sinks.append(overlay)
     if cfg.overlay.window:
         from edge.web.window import WindowSink
 
-        sinks.append(WindowSink(fps=cfg.overlay.fps))
+        sinks.append(WindowSink(fps=cfg.overlay.fps, privacy=cfg.privacy.mode))
     if os.environ.get("NOTIFY_SOCKET"):
         from edge.service import ServiceSink
 

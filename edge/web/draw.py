@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box
+from fusion.privacy import Lensing
 from fusion.vitals import HeartRateReading, ThermalReading
 
 __all__ = ["annotate_visible", "encode_jpeg", "false_colour", "thermal_range_c"]
@@ -82,12 +83,15 @@ def thermal_range_c(celsius: npt.NDArray[np.float32]) -> tuple[float, float]:
     return lo, hi
 
 
-def false_colour(celsius: npt.NDArray[np.float32], thermal: ThermalReading) -> npt.NDArray[np.uint8]:
+def false_colour(
+    celsius: npt.NDArray[np.float32], thermal: ThermalReading, lensing: Lensing | None = None
+) -> npt.NDArray[np.uint8]:
     """The thermal frame in false colour (inferno), scaled ×4, with the face, palm and wrist regions.
 
     Args:
         celsius: H×W temperatures; NaN pixels are drawn black.
         thermal: the thermal path's current reading (its face box is in thermal pixels).
+        lensing: the privacy lens the picture passes through before the regions are drawn on it.
 
     Returns:
         A new BGR image.
@@ -97,7 +101,7 @@ def false_colour(celsius: npt.NDArray[np.float32], thermal: ThermalReading) -> n
     coloured = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
     coloured[~np.isfinite(celsius)] = 0
     big = cv2.resize(coloured, None, fx=_THERMAL_SCALE, fy=_THERMAL_SCALE, interpolation=cv2.INTER_NEAREST)
-    out = np.ascontiguousarray(big)
+    out = np.ascontiguousarray(big) if lensing is None else lensing.apply(np.ascontiguousarray(big))
     if thermal.face_box is not None:
         _box(out, thermal.face_box.scaled(_THERMAL_SCALE), _GREEN, f"face {_fmt(thermal.face_raw_c, 'C', 1)}")
     for name, box in (("palm", thermal.palm_box), ("wrist", thermal.wrist_box)):

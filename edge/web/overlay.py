@@ -14,6 +14,9 @@ per minute per kind, without a traceback. With ``auth_token`` set (required beyo
 needs the token: ``Authorization: Bearer``, or ``?token=`` once, which answers with an HttpOnly, SameSite=Strict
 cookie and a redirect to the same URL without the token (so the page's MJPEG ``<img>`` tags and fetches keep
 working); ``/metrics`` too unless ``metrics_public``. Compared in constant time, never logged.
+
+Privacy: with ``privacy`` other than ``off`` every frame is lensed (:mod:`edge.privacy`) before it is
+drawn on, so the streams and snapshots carry only lensed images; the thermal stream's false colour too.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from edge.config import OverlayConfig
+from edge.privacy import Preset, build_lensing
 from edge.publish.wire import json_dict_from_record
 from edge.ratelimit import RateLimitedLog
 from edge.web.draw import annotate_visible, encode_jpeg, false_colour
 from edge.web.metrics import CONTENT_TYPE, Metrics
+from fusion.privacy import Lensing
 from fusion.pulseview import PulseView
 from fusion.samples import Sample, ThermalFrame, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
@@ -70,14 +75,23 @@ class Overlay:
         metrics: renders ``/metrics``; None: no metrics route (may be set until the sink is entered).
         device_id: shown on the page.
         serve_page: False serves ``/metrics`` alone (overlay disabled, metrics enabled).
+        privacy: the ``privacy.mode`` every served frame is lensed with.
     """
 
     name = "overlay"
 
     def __init__(
-        self, cfg: OverlayConfig, *, metrics: Metrics | None = None, device_id: str = "", serve_page: bool = True
+        self,
+        cfg: OverlayConfig,
+        *,
+        metrics: Metrics | None = None,
+        device_id: str = "",
+        serve_page: bool = True,
+        privacy: Preset = "off",
     ) -> None:
         self._cfg = cfg
+        # One lensing per stream: the two streams may be encoded at once, in two worker threads.
+        self._lensing = {"visible": build_lensing(privacy, seed=1), "thermal": build_lensing(privacy, seed=2)}
         self.metrics = metrics
         self._serve_page = serve_page
         self._device_id = device_id
@@ -317,7 +331,7 @@ class Overlay:
             if cached is not None and cached[0] == latest.version:
                 return cached
             try:
-                jpeg = await asyncio.to_thread(self._render, latest, self._cfg.jpeg_quality)
+                jpeg = await asyncio.to_thread(self._render, latest, self._cfg.jpeg_quality, self._lensing[stream])
             except Exception as exc:  # a corrupt frame: counted, logged once a minute, stream goes on
                 kind = f"overlay_{stream}_frame"
                 self.errors[kind] += 1
@@ -328,17 +342,19 @@ class Overlay:
             return self._encoded[stream]
 
     @staticmethod
-    def _render(latest: _Latest, quality: int) -> bytes:
+    def _render(latest: _Latest, quality: int, lensing: Lensing | None) -> bytes:
         sample = latest.sample
         if isinstance(sample, VisibleFrame):
             image = np.asarray(sample.image)
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"visible frame is {image.dtype} {image.shape}, expected uint8 H×W×3")
+            if lensing is not None:
+                image = lensing.apply(image)
             return encode_jpeg(annotate_visible(image, latest.heart_rate, latest.thermal), quality)
         celsius = np.asarray(sample.celsius)
         if celsius.ndim != 2:
             raise ValueError(f"thermal frame has shape {celsius.shape}, expected H×W")
-        return encode_jpeg(false_colour(celsius.astype(np.float32, copy=False), latest.thermal), quality)
+        return encode_jpeg(false_colour(celsius.astype(np.float32, copy=False), latest.thermal, lensing), quality)
 
 
 def pulse_view_json(view: PulseView) -> dict[str, object]:

@@ -3,7 +3,8 @@
 The event loop only swaps a reference (``observe``); the thread draws the newest frame at most ``fps``
 times a second, so a slow display never holds up fusion. Without a display, or with an OpenCV build that has
 no GUI (the default ``opencv-python-headless``; the ``[gui]`` extra brings ``opencv-python``), it logs once
-what is missing and does nothing.
+what is missing and does nothing. With ``privacy`` on, the window shows the lensed frame as the page
+does: a display may be a remote X server, and a screen is seen by whoever stands at it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from pathlib import Path
 from typing import Self
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
+from edge.privacy import Preset, build_lensing
 from edge.web.draw import annotate_visible
 from fusion.samples import Sample, VisibleFrame
 from fusion.vitals import HeartRateReading, ThermalReading, VitalsRecord
@@ -80,8 +84,16 @@ class WindowSink:
 
     name = "window"
 
-    def __init__(self, *, fps: float = 15.0, title: str = "vitaledge", env: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self,
+        *,
+        fps: float = 15.0,
+        title: str = "vitaledge",
+        env: Mapping[str, str] = os.environ,
+        privacy: Preset = "off",
+    ) -> None:
         self._period_s = 1.0 / fps
+        self._lensing = build_lensing(privacy, seed=3)
         self._title = title
         self._env = env
         self._latest: tuple[VisibleFrame, HeartRateReading, ThermalReading] | None = None
@@ -116,6 +128,15 @@ class WindowSink:
         if isinstance(sample, VisibleFrame):
             self._latest = (sample, heart_rate, thermal)
 
+    def render(
+        self, frame: VisibleFrame, heart_rate: HeartRateReading, thermal: ThermalReading
+    ) -> npt.NDArray[np.uint8]:
+        """The image the window shows for ``frame``: lensed when privacy is on, then annotated."""
+        image = np.asarray(frame.image, dtype=np.uint8)
+        if self._lensing is not None:
+            image = self._lensing.apply(image)
+        return annotate_visible(image, heart_rate, thermal)
+
     def _show(self) -> None:  # thread
         drawn: VisibleFrame | None = None
         try:
@@ -125,7 +146,7 @@ class WindowSink:
                 if latest is not None and latest[0] is not drawn:
                     drawn = latest[0]
                     try:
-                        cv2.imshow(self._title, annotate_visible(drawn.image, latest[1], latest[2]))
+                        cv2.imshow(self._title, self.render(drawn, latest[1], latest[2]))
                         self.shown += 1
                     except (cv2.error, ValueError) as exc:  # a corrupt frame: skip it
                         self.errors += 1

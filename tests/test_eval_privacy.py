@@ -1,0 +1,87 @@
+"""``vitaledge eval privacy`` and ``bench privacy``: clips, frame sampling, the attacker's restorations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main
+from edge.evaluation.privacy import find_clips, sample_frames
+from edge.evaluation.privacy_attack import ATTACKS, iou, restorations
+from edge.evaluation.rppg_data import EvalDataError
+from fusion.face import Box
+from fusion.privacy import Lens, LowResSensor, Optics, lens_psfs
+
+
+def _scene(shape: tuple[int, int] = (240, 320)) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (shape[0] // 8, shape[1] // 8, 3), dtype=np.uint8)
+    return np.asarray(cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC), np.uint8)
+
+
+def test_iou() -> None:
+    a = Box(0, 0, 10, 10)
+    assert iou(a, a) == 1.0
+    assert iou(a, Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert iou(a, Box(20, 20, 5, 5)) == 0.0
+
+
+def test_restorations_cover_every_attack_and_keep_the_face_in_the_crop() -> None:
+    scene = _scene()
+    face = Box(120, 80, 60, 70)
+    lens = Lens("t", lens_psfs([0, 0, 0, 0.6], Optics(psf_px=21)), work_scale=2, noise_std=0.0)
+    got = list(restorations(lens.apply(scene), lens, face))
+    assert [name for name, _, _ in got] == ["lensed", *(a.name for a in ATTACKS)]
+    for _, image, crop_face in got:
+        assert image.dtype == np.uint8 and image.shape[2] == 3
+        assert crop_face.x >= 0 and crop_face.x + crop_face.w <= image.shape[1]
+    lowres = LowResSensor(16)
+    names = [name for name, _, _ in restorations(lowres.apply(scene), lowres, face)]
+    assert len(names) == 1 + sum(a.scale == "full" for a in ATTACKS), "no working resolution to attack"
+
+
+def test_the_attacker_restores_a_mild_blur() -> None:
+    """The attack is real: with a mild lens and no noise, deconvolution gets closer to the truth."""
+    scene = _scene()
+    face = Box(120, 80, 60, 70)
+    lens = Lens("t", lens_psfs([0, 0, 0, 0.5], Optics(psf_px=21)), work_scale=1, noise_std=0.0)
+    x0, y0, x1, y1 = face.enlarged(1.0).clipped(320, 240)
+    truth = scene[y0:y1, x0:x1].astype(float)
+    images = {name: image for name, image, _ in restorations(lens.apply(scene), lens, face)}
+    lensed_error = np.abs(images["lensed"] - truth).mean()
+    best = min(np.abs(images[a.name] - truth).mean() for a in ATTACKS if a.scale == "full")
+    assert best < 0.6 * lensed_error
+
+
+def test_find_clips_takes_videos_clip_folders_and_folders_of_them(tmp_path: Path) -> None:
+    for name in ("subject1", "subject2"):
+        (tmp_path / "set" / name).mkdir(parents=True)
+        (tmp_path / "set" / name / "vid.avi").write_bytes(b"")
+    (tmp_path / "set" / "subject1" / "ground_truth.txt").write_text("")
+    (tmp_path / "one.mp4").write_bytes(b"")
+    clips = find_clips([tmp_path / "set", tmp_path / "one.mp4"])
+    assert [(c.name, c.folder is not None) for c in clips] == [("subject1", True), ("subject2", False), ("one", False)]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvalDataError, match="not a video"):
+        find_clips([tmp_path / "empty"])
+
+
+def test_sample_frames_spreads_over_a_clip(shared_data: Path) -> None:
+    video = next((shared_data / "ubfc").glob("subject*/vid.*"))
+    frames = sample_frames(video, 3)
+    assert len(frames) == 3 and frames[0].shape[2] == 3
+    assert not np.array_equal(frames[0], frames[2])
+
+
+def test_cli_refuses_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "privacy", ".", "--presets", "blur"]) == 2
+    assert "unknown preset 'blur'" in capsys.readouterr().err
+
+
+def test_bench_privacy_prints_ms_per_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "privacy", "--repeat", "3", "--presets", "lowres16,defocus", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"lowres16"' in out and '"median_ms"' in out
