@@ -27,6 +27,7 @@ import numpy.typing as npt
 from edge.config import HeartRateConfig
 from fusion.errors import VitalEdgeError
 from fusion.face import FaceDetector
+from fusion.greyscale import grey_as_bgr, luma_709
 
 __all__ = [
     "ClipRun",
@@ -99,6 +100,7 @@ def run_clip(
     detector: FaceDetector | None = None,
     max_s: float | None = None,
     progress: bool = False,
+    greyscale: bool = False,
 ) -> ClipRun:
     """Runs one video through the heart-rate pipeline ``vitaledge run`` builds, frame by frame.
 
@@ -112,6 +114,8 @@ def run_clip(
         detector: replaces the configured face detector (skin patches: the whole frame).
         max_s: use only the first seconds.
         progress: draw a progress bar on stderr.
+        greyscale: turn every frame into its Rec. 709 luma (three equal channels), as a mono or IR camera
+            would give it, and mark it greyscale: the pipeline then runs its intensity-only estimator.
 
     Raises:
         EvalDataError: the video cannot be opened.
@@ -137,7 +141,10 @@ def run_clip(
             ok, frame = cap.read()
             if not ok:
                 break
-            pipeline.push(np.asarray(frame, dtype=np.uint8), round(i * _NS_PER_S / fps))
+            image = np.asarray(frame, dtype=np.uint8)
+            if greyscale:
+                image = grey_as_bgr(luma_709(image))
+            pipeline.push(image, round(i * _NS_PER_S / fps), greyscale=greyscale)
             i += 1
             hr = pipeline.heart_rate()
             if hr is not None and hr.t_mono != last_t:
