@@ -8,11 +8,24 @@ the weights of the HD cameras this project reads, not OpenCV's Rec. 601 default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GREY_TOLERANCE", "REC709_RGB", "clahe", "grey_as_bgr", "is_greyscale", "luma_709"]
+from fusion.face import Box, FaceDetector
+
+__all__ = [
+    "GREY_TOLERANCE",
+    "REC709_RGB",
+    "GreyscaleFaceDetector",
+    "clahe",
+    "clahe_bgr",
+    "grey_as_bgr",
+    "is_greyscale",
+    "luma_709",
+]
 
 REC709_RGB = (0.2126, 0.7152, 0.0722)  # ITU-R BT.709 luma weights of R, G, B
 # A mono sensor through a colour pipeline (MJPEG, YUYV with 4:2:2 chroma) leaves the channels a level
@@ -72,3 +85,43 @@ def clahe(grey: npt.NDArray[np.uint8], clip_limit: float = 2.0, tiles: int = 8) 
         raise ValueError(f"clip_limit must be positive and tiles at least 1, got {clip_limit}, {tiles}")
     equaliser = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles))
     return np.asarray(equaliser.apply(luma_709(grey)), dtype=np.uint8)
+
+
+class GreyscaleFaceDetector:
+    """Finds faces on colour frames with one detector and on greyscale frames through a pipeline of its own.
+
+    Greyscale input hurts face detection (Drozdowski et al.): on a frame :func:`is_greyscale` says has no
+    colour, the luma is first prepared (CLAHE, a colourisation model: ``prepare``) and then searched by
+    ``grey_detector``, which may be a stronger (slower) one than the colour path's.
+
+    Args:
+        colour_detector: used on colour frames.
+        grey_detector: used on greyscale frames (the same object as ``colour_detector`` is fine).
+        prepare: H×W uint8 luma in, the H×W×3 uint8 BGR image the grey detector sees out; boxes must stay
+            in the frame's pixels, so it must keep the size.
+    """
+
+    def __init__(
+        self,
+        colour_detector: FaceDetector,
+        grey_detector: FaceDetector,
+        prepare: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] = grey_as_bgr,
+    ) -> None:
+        self._colour = colour_detector
+        self._grey = grey_detector
+        self._prepare = prepare
+        self.greyscale_frames = 0  # frames that went the greyscale way (for status and tests)
+
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Box]:
+        if not is_greyscale(image_bgr):
+            return self._colour.detect(image_bgr)
+        self.greyscale_frames += 1
+        prepared = self._prepare(luma_709(image_bgr))
+        if prepared.shape[:2] != image_bgr.shape[:2]:
+            raise ValueError(f"greyscale preparation changed the size {image_bgr.shape[:2]} → {prepared.shape[:2]}")
+        return self._grey.detect(prepared)
+
+
+def clahe_bgr(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """:func:`clahe` with default settings, as three equal BGR channels (a ``prepare`` step)."""
+    return grey_as_bgr(clahe(grey))
