@@ -7,5 +7,5 @@ __all__ = ["add_parser"]
 add_parser = target_command(
     "eval",
     "measure accuracy against ground truth",
-    ("edge.evaluation.rppg", "edge.evaluation.thermal", "edge.evaluation.masks"),
+    ("edge.evaluation.rppg", "edge.evaluation.thermal", "edge.evaluation.masks", "edge.evaluation.acquisition"),
 )
