@@ -330,9 +330,11 @@ class LumaEstimator(ChromEstimator):
 
     Blood absorbs light, so the face's reflected intensity dips with each pulse; the mean luma of the
     crop's centre is normalised by its 1.6 s window's mean, band-passed to 40–180 bpm by the same causal
-    filter as CHROM, negated (so the pulse peaks at systole, as POS's and CHROM's do) and overlap-added
-    in Hann windows. Without a second channel nothing cancels motion or light changes common to all
-    colours: expect a lower confidence than on colour, which is why the pipeline flags its use.
+    filter as CHROM, negated (so the pulse peaks at systole, as POS's and CHROM's do), differenced twice
+    and overlap-added in Hann windows. Without a second channel nothing cancels motion or light changes
+    common to all colours, and those fall off about as 1/f² into the band: the second difference (gain
+    ∝ f²) whitens them, so a slow drift at 50 bpm no longer outweighs a pulse at 110. Expect a lower
+    confidence than on colour all the same, which is why the pipeline flags its use.
 
     Args:
         fs_hz: output (and processing) rate.
@@ -341,6 +343,10 @@ class LumaEstimator(ChromEstimator):
 
     name = "luma"
 
+    def reset(self) -> None:
+        super().reset()
+        self._last: collections.deque[float] = collections.deque(maxlen=2)  # the previous filtered values
+
     def _window(self, rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
         wr, wg, wb = REC709_RGB
         luma = np.asarray(self._rgb) @ np.array([wr, wg, wb])
@@ -348,7 +354,10 @@ class LumaEstimator(ChromEstimator):
         if self._zi is None:  # steady state at the first value: no step transient
             self._zi = sps.sosfilt_zi(self._sos)[:, None, :] * np.array([[y]])[None, :, :]
         filtered, self._zi = sps.sosfilt(self._sos, np.array([[y]]), axis=1, zi=self._zi)
-        self._xy.append(filtered[:, 0])
+        value = float(filtered[0, 0])
+        second_difference = value - 2 * self._last[-1] + self._last[0] if len(self._last) == 2 else 0.0
+        self._last.append(value)
+        self._xy.append(np.array([second_difference]))
         self._since += 1
         if len(self._xy) < self._n or self._since < self._n // 2:
             return None

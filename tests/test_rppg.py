@@ -89,7 +89,8 @@ def test_frame_out_of_time_order_is_counted_and_skipped() -> None:
     assert pipeline.frames == 11
 
 
-@pytest.mark.parametrize("bpm", [75.0, 95.0])  # at 60 bpm the rig's head motion, which no chrominance cancels, wins
+# 75 and 95 bpm: at 60 the rig's white sensor noise, lifted by the luma method's whitening, wins (README)
+@pytest.mark.parametrize("bpm", [75.0, 95.0])
 def test_greyscale_frames_switch_to_the_intensity_method_and_flag_it(bpm: float) -> None:
     rig = SimulatedRig(
         physiology=Physiology(hr_bpm=bpm), thermal=False, wristband=False, realtime=False, seed=3, ir_webcam=True
