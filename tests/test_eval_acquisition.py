@@ -95,3 +95,14 @@ def test_a_ubfc_clip_with_embeddings(shared_data: Path, capsys: pytest.CaptureFi
     assert colour["attempts"] == 6 and colour["fta"] == 0.0
     assert colour["genuine"] == 6 and colour["impostor"] == 9
     assert colour["d_prime"] is not None and colour["d_prime"] > 2  # two people, told apart
+
+
+def test_dim_frames_are_darker_and_noisier_and_a_bad_gain_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.evaluation.acquisition import Clip, dimmed
+
+    frame = np.full((20, 20, 3), 200, np.uint8)
+    (clip,) = dimmed([Clip("a", [frame])], gain=0.1)
+    assert abs(float(clip.frames[0].mean()) - 20.0) < 0.5
+    assert 1.0 < float(clip.frames[0].std()) < 3.0
+    assert main(["eval", "acquisition", "--rig", "1", "--dim", "0"]) == 2
+    assert "--dim 0.0: the gain must be in (0, 1]" in capsys.readouterr().err

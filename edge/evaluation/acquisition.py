@@ -5,9 +5,9 @@ Frames are sampled evenly from each video (or taken from image files; the images
 clip) and from the simulated rig (``--rig N``: seeds 1..N, one clip each). Every frame is offered as each
 *input kind*: ``colour`` (as recorded), ``greyscale`` (its Rec. 709 luma, as a mono/IR camera gives it),
 ``greyscale+clahe`` and, when a colouriser is given, ``greyscale+colourised`` and
-``greyscale+clahe+colourised``. Each kind goes through the chosen detector: ``haar``, ``dlib-cnn`` or
-``best`` (Haar, and dlib's CNN where Haar finds nothing: the cascade a live system can run); ``all``
-reports each detector as ``<kind>@<detector>``.
+``greyscale+clahe+colourised``; ``--dim GAIN`` first turns every frame into a low-light one. Each kind
+goes through the chosen detector: ``haar``, ``dlib-cnn`` or ``best`` (Haar, and dlib's CNN where Haar
+finds nothing: the cascade a live system can run); ``all`` reports each as ``<kind>@<detector>``.
 
 An attempt fails to acquire when no face is found. An acquired face is embedded by dlib's ResNet
 (128-d, within the same input kind: a mono camera enrols and verifies in greyscale); distances between
@@ -38,6 +38,7 @@ __all__ = [
     "KindResult",
     "add_parser",
     "clips_from_paths",
+    "dimmed",
     "input_kinds",
     "rig_clips",
     "run",
@@ -132,6 +133,17 @@ def rig_clips(seeds: int, frames_per_clip: int, spacing_s: float = 1.0) -> list[
                 frames.append(np.asarray(sample.image, dtype=np.uint8))
         clips.append(Clip(name=f"rig-seed{seed}", frames=frames[:frames_per_clip]))
     return clips
+
+
+def dimmed(clips: Sequence[Clip], gain: float, noise_levels: float = 2.0, seed: int = 0) -> list[Clip]:
+    """The clips as a camera in low light gives them: scaled by ``gain``, plus Gaussian sensor noise, rounded."""
+    rng = np.random.default_rng(seed)
+
+    def dim(frame: Image) -> Image:
+        noisy = frame.astype(np.float32) * gain + rng.normal(0.0, noise_levels, frame.shape).astype(np.float32)
+        return np.asarray(np.clip(np.rint(noisy), 0, 255), dtype=np.uint8)
+
+    return [Clip(name=c.name, frames=[dim(f) for f in c.frames]) for c in clips]
 
 
 def input_kinds(colourise: Callable[[Image], Image] | None) -> dict[str, Callable[[Image], Image]]:
@@ -277,6 +289,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--cnn-max-width", type=int, default=320, help="dlib CNN works on frames this wide")
     parser.add_argument("--colouriser", type=Path, help="ONNX colourisation model (contract: README)")
     parser.add_argument("--no-embeddings", action="store_true", help="FTA only (no dlib ResNet)")
+    parser.add_argument(
+        "--dim",
+        type=float,
+        metavar="GAIN",
+        help="low light: scale every frame by GAIN (0..1) and add sensor noise (σ 2 levels, seed 0) before the kinds",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -287,7 +305,11 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 2:
         raise ConfigError(f"--frames {args.frames}: genuine comparisons need at least 2 frames a clip")
     t0 = time.perf_counter()
+    if args.dim is not None and not 0 < args.dim <= 1:
+        raise ConfigError(f"--dim {args.dim}: the gain must be in (0, 1]")
     clips = clips_from_paths(args.paths, args.frames) + (rig_clips(args.rig, args.frames) if args.rig > 0 else [])
+    if args.dim is not None:
+        clips = dimmed(clips, args.dim)
     colourise = None
     if args.colouriser is not None:
         from edge.build import greyscale_preparation
