@@ -26,6 +26,7 @@ import numpy.typing as npt
 from drivers.base import QueueSource
 from drivers.flirone_planck import KELVIN_OFFSET, raw_to_celsius
 from fusion.errors import DecodeError, SourceUnavailableError, UnavailableReason
+from fusion.greyscale import is_greyscale
 from fusion.samples import PlanckConstants, ThermalFrame
 
 __all__ = ["FlirJpegSource", "RadiometricImage", "read_radiometric_jpeg"]
@@ -241,6 +242,7 @@ class FlirJpegSource(QueueSource[ThermalFrame]):
                     celsius=image.celsius,
                     raw=image.raw,
                     visible=image.photo,
+                    visible_greyscale=image.photo is not None and is_greyscale(image.photo),
                     planck=image.planck,
                     meta={"path": str(self._path)},
                 )

@@ -27,6 +27,7 @@ from drivers.base import QueueSource
 from drivers.flirone_frames import FrameAssembler, RawFrame, decode_thermal, decode_visible
 from drivers.flirone_planck import FLIRONE_COUNTS_SCALE, raw_to_celsius
 from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.greyscale import is_greyscale
 from fusion.samples import PlanckConstants, ThermalFrame
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ class FlirOneSource(QueueSource[ThermalFrame]):
             celsius=celsius,
             raw=counts,
             visible=visible,
+            visible_greyscale=visible is not None and is_greyscale(visible),
             ffc=raw.ffc,
             planck=self.planck,
             meta={"status": dict(raw.status), "frame_index": raw.index},

@@ -10,7 +10,7 @@ Session layout (schema 1), all paths relative to the session folder:
   visible: ``file`` (an FFV1 ``.mkv`` or a ``.png``), ``index`` (frame in that file), ``greyscale``;
   thermal: ``chunk`` (an ``.npz`` with ``celsius`` float32 N×H×W and, when recorded, ``raw`` uint16),
   ``index``, ``ffc``, ``planck`` (dict or null), ``visible`` (``{"file", "index"}`` of the sled's
-  own image, or null); skin: ``celsius``, ``site``, ``device``, ``csv`` (the E4-style export).
+  own image, or null), ``visible_greyscale``; skin: ``celsius``, ``site``, ``device``, ``csv`` (the E4-style export).
 - Tuples inside ``meta`` are stored as ``{"__tuple__": [...]}`` so they come back as tuples.
 
 Samples come back in ``(t_mono, n)`` order with their recorded ``t_mono``/``t_wall`` and ``meta``
@@ -226,6 +226,7 @@ def _load(files: _SessionFiles, e: Mapping[str, Any]) -> Sample:
         celsius=_frozen(chunk["celsius"][index]),
         raw=None if raw is None else _frozen(raw[index]),
         visible=None if e.get("visible") is None else _frozen(files.image(e["visible"])),
+        visible_greyscale=bool(e.get("visible_greyscale", False)),
         ffc=bool(e.get("ffc", False)),
         planck=None if planck is None else PlanckConstants(**planck),
         **common,

@@ -34,6 +34,7 @@ from drivers.synthetic_physio import (
     ppg_waveform,
 )
 from drivers.synthetic_scene import HAND_LABELS, HEAD_LABELS, Scene
+from fusion.greyscale import grey_as_bgr, is_greyscale, luma_709
 from fusion.samples import Sample, SkinTemperature, ThermalFrame, VisibleFrame
 
 __all__ = ["Physiology", "SimulatedRig", "ThermalCameraErrors"]
@@ -66,6 +67,8 @@ class SimulatedRig:
         camera: the thermal camera's error model; defaults to ``ThermalCameraErrors()``.
         webcam / thermal / wristband: which streams to emit.
         sled_visible: attach the sled's visible image to thermal frames.
+        ir_webcam: render the webcam as a mono/IR camera (Rec. 709 luma in three equal channels), marked
+            ``greyscale`` as a real one is by its driver.
         ppg_amplitude: relative skin-colour change per pulse (green channel, peak to peak).
         max_lag_s: in real time, samples later than this behind the clock are dropped (counted).
     """
@@ -83,6 +86,7 @@ class SimulatedRig:
         thermal: bool = True,
         wristband: bool = True,
         sled_visible: bool = True,
+        ir_webcam: bool = False,
         ppg_amplitude: float = 0.003,
         max_lag_s: float = 1.0,
     ) -> None:
@@ -98,6 +102,7 @@ class SimulatedRig:
         self.rates_hz = {"webcam": 30.0, "thermal": 8.7, "wristband": 4.0}
         self._enabled = {"webcam": webcam, "thermal": thermal, "wristband": wristband}
         self._sled_visible = sled_visible
+        self._ir_webcam = ir_webcam
         self._ppg_amplitude = ppg_amplitude
         self._max_lag_s = max_lag_s
         self._scene: Scene | None = None
@@ -235,10 +240,13 @@ class _RigRun:
         head_xy, hand_xy = self._motion(t_s)
         world = self.scene.visible_world(head_xy, hand_xy, face, hand)
         image = self.scene.webcam(world, self._gain(t_s), self.webcam_rng)
+        if self.rig._ir_webcam:
+            image = grey_as_bgr(luma_709(image))
         image.flags.writeable = False
         return VisibleFrame(
             **self._stamp("webcam", t_ns),
             image=image,
+            greyscale=is_greyscale(image),
             meta={"true_hr_bpm": bpm, "head_shift_px": head_xy},
         )
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from drivers.base import QueueSource
 from fusion.errors import SourceError, SourceUnavailableError, UnavailableReason
+from fusion.greyscale import grey_as_bgr, is_greyscale
 from fusion.samples import VisibleFrame
 
 __all__ = ["VideoFileSource"]
@@ -123,6 +124,8 @@ class VideoFileSource(QueueSource[VisibleFrame]):
             elif not self._wait_for_room():
                 return
             frame = np.ascontiguousarray(image, dtype=np.uint8)
+            if frame.ndim == 2:
+                frame = grey_as_bgr(frame)
             frame.flags.writeable = False
             self._offer_threadsafe(
                 VisibleFrame(
@@ -131,6 +134,7 @@ class VideoFileSource(QueueSource[VisibleFrame]):
                     source=self.name,
                     seq=i,
                     image=frame,
+                    greyscale=is_greyscale(frame),
                     meta={"frame_index": i},
                 )
             )

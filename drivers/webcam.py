@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from drivers.base import QueueSource
 from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.greyscale import grey_as_bgr, is_greyscale
 from fusion.samples import VisibleFrame
 
 __all__ = ["WebcamSource"]
@@ -141,9 +142,9 @@ class WebcamSource(QueueSource[VisibleFrame]):
             cap.release()
 
     def _frame(self, image: npt.NDArray[np.uint8], t_mono: int, t_wall: float) -> VisibleFrame:
-        greyscale = image.ndim == 2
-        if greyscale:
-            image = np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+        greyscale = is_greyscale(image)  # a mono format, or an IR camera's three equal channels
+        if image.ndim == 2:
+            image = grey_as_bgr(image)
         image.flags.writeable = False
         return VisibleFrame(
             t_mono=t_mono,

@@ -8,9 +8,13 @@ import importlib
 import importlib.metadata
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, assert_never
+
+import numpy as np
+import numpy.typing as npt
 
 from drivers.base import Source
 from edge.config import (
@@ -20,6 +24,7 @@ from edge.config import (
     E4ServerConfig,
     FlirJpegConfig,
     FlirOneConfig,
+    GreyscaleConfig,
     HeartRateConfig,
     PiCameraConfig,
     ReplayConfig,
@@ -51,6 +56,7 @@ __all__ = [
     "build_pulse_estimators",
     "build_source",
     "build_thermal_pipeline",
+    "greyscale_preparation",
 ]
 
 # The rPPG path needs the nominal video rate before the first frame arrives; 30 fps is what the
@@ -175,11 +181,58 @@ def build_fusion(cfg: VitalEdgeConfig) -> FusionLoop:
 
 
 def build_face_detector(cfg: HeartRateConfig) -> FaceDetector:
-    """The configured face detector: OpenCV's Haar cascade, or an ONNX detector from ``face_detector``.
+    """The configured face detector: the colour detector (Haar or ONNX), and on greyscale frames the
+    ``greyscale`` pipeline (its detector, CLAHE, a colouriser) in front of it.
 
     Raises:
-        ConfigError: the ONNX file cannot be opened or does not describe a face detector.
+        ConfigError: a model file cannot be opened or breaks its contract, or dlib is missing.
     """
+    from fusion.greyscale import GreyscaleFaceDetector
+
+    colour = _colour_face_detector(cfg)
+    grey_cfg = cfg.greyscale
+    match grey_cfg.detector:
+        case "same":
+            grey = colour
+        case "haar":
+            from models.face_detectors import HaarFaceDetector
+
+            grey = HaarFaceDetector()
+        case "dlib-cnn":
+            from models.face_recognition import DlibCnnFaceDetector, FaceModelsMissing
+
+            try:
+                grey = DlibCnnFaceDetector(max_width=320)
+            except FaceModelsMissing as exc:
+                raise ConfigError(f"heart_rate.greyscale.detector: dlib-cnn: {exc}") from exc
+        case _ as unknown:
+            assert_never(unknown)
+    return GreyscaleFaceDetector(colour, grey, greyscale_preparation(grey_cfg))
+
+
+def greyscale_preparation(cfg: GreyscaleConfig) -> Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]:
+    """Luma in, the BGR image a detector sees out: CLAHE, then the colouriser when one is configured.
+
+    Raises:
+        ConfigError: the colouriser cannot be opened or breaks the contract.
+    """
+    from fusion.greyscale import clahe, grey_as_bgr
+
+    colourise: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] = grey_as_bgr
+    if cfg.colouriser is not None:
+        from models.colourise import OnnxColouriser
+
+        try:
+            colourise = OnnxColouriser(_open_session(cfg.colouriser, "heart_rate.greyscale.colouriser")).colourise
+        except ValueError as exc:
+            raise ConfigError(f"heart_rate.greyscale.colouriser: {cfg.colouriser}: {exc}") from exc
+    if not cfg.clahe:
+        return colourise
+    limit = cfg.clahe_clip_limit
+    return lambda grey: colourise(clahe(grey, clip_limit=limit))
+
+
+def _colour_face_detector(cfg: HeartRateConfig) -> FaceDetector:
     if cfg.face_detector is None:
         from models.face_detectors import HaarFaceDetector
 

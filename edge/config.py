@@ -276,6 +276,21 @@ class TrackerConfig(Strict):
         return TrackerSettings(sigma_bpm=self.sigma_bpm, lag_steps=round(self.lag_s / step_s))
 
 
+class GreyscaleConfig(Strict):
+    """How faces are found on greyscale (IR, mono) frames: a detector and a preparation of the luma."""
+
+    detector: Literal["same", "haar", "dlib-cnn"] = Field(
+        default="same",
+        description="same: the colour path's detector; dlib-cnn: dlib's CNN (extra [faces]; ~1 s a VGA frame on a "
+        "laptop core, fine for a still subject at the tracker's 5 detections a second only on a fast CPU)",
+    )
+    clahe: bool = Field(default=True, description="contrast-limited adaptive histogram equalisation before detection")
+    clahe_clip_limit: float = Field(default=2.0, gt=0.0, le=40.0)
+    colouriser: Path | None = Field(
+        default=None, description="ONNX colourisation model run on the luma before detection (contract: README)"
+    )
+
+
 class HeartRateConfig(Strict):
     input: Literal["raw", "lensed"] = Field(
         default="raw",
@@ -287,6 +302,7 @@ class HeartRateConfig(Strict):
     )
     model: Path | None = Field(default=None, description="ONNX PPG model: required for onnx, optional for fused")
     face_detector: Path | None = Field(default=None, description="ONNX face detector; unset: OpenCV Haar")
+    greyscale: GreyscaleConfig = Field(default_factory=GreyscaleConfig)
     window_s: float = Field(default=10.0, ge=4.0, le=60.0)
     step_s: float = Field(default=1.0, gt=0.0, le=10.0)
     tracker: TrackerConfig | None = Field(

@@ -25,6 +25,8 @@ def _required_files(cfg: VitalEdgeConfig) -> list[tuple[str, Path]]:
         files.append(("heart_rate.model", cfg.heart_rate.model))
     if cfg.heart_rate.face_detector is not None:
         files.append(("heart_rate.face_detector", cfg.heart_rate.face_detector))
+    if cfg.heart_rate.greyscale.colouriser is not None:
+        files.append(("heart_rate.greyscale.colouriser", cfg.heart_rate.greyscale.colouriser))
     if cfg.mqtt.password_file is not None:
         files.append(("mqtt.password_file", cfg.mqtt.password_file))
     for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):

@@ -270,6 +270,7 @@ class Recorder:
                     self._emit([entry])
                 case ThermalFrame():
                     entry.update(type="thermal", ffc=sample.ffc, visible=None)
+                    entry["visible_greyscale"] = sample.visible_greyscale
                     entry["planck"] = None if sample.planck is None else dataclasses.asdict(sample.planck)
                     if sample.visible is not None:
                         entry["visible"] = self._video(sample.source, "sled", 8.7).write(sample.visible)

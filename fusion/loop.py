@@ -29,7 +29,7 @@ _MAX_CATCH_UP_PERIODS = 5
 class HeartRatePath(Protocol):
     """The heart-rate pipeline as the loop uses it (fusion.rppg.HeartRatePipeline)."""
 
-    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None: ...
+    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int, *, greyscale: bool = False) -> None: ...
 
     def reading(self) -> HeartRateReading: ...
 
@@ -93,7 +93,7 @@ class FusionLoop:
         match sample:
             case VisibleFrame():
                 self._pairer.add_visible(sample.image, sample.t_mono)
-                self._heart_rate.push(sample.image, sample.t_mono)
+                self._heart_rate.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
             case ThermalFrame():
                 self._thermal.push_thermal(sample, self._pairer.nearest(sample.t_mono))
             case SkinTemperature():

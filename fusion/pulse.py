@@ -8,6 +8,8 @@ or 15 fps still gives a signal whose sample times are exact.
 
 POS (Wang et al. 2017) and CHROM (de Haan & Jeanne 2013) work on the spatial mean colour of the crop
 over sliding 1.6 s windows, overlap-added; the learned estimator is in :mod:`fusion.pulse_onnx`.
+Both need chrominance, which a greyscale (IR, mono) frame does not have: there the intensity-only
+:class:`LumaEstimator` takes over (:class:`fusion.rppg.HeartRatePipeline` switches and flags it).
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
+from fusion.greyscale import REC709_RGB
+
 __all__ = [
     "ChromEstimator",
+    "LumaEstimator",
     "OverlapAdd",
     "PosEstimator",
     "Pulse",
     "PulseEstimator",
     "PulseHistory",
     "UniformResampler",
+    "mean_luma",
     "mean_rgb",
 ]
 
@@ -152,6 +158,13 @@ def mean_rgb(crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     else:
         b, g, r, _ = cv2.mean(centre)
     return np.array([r, g, b], dtype=np.float64)
+
+
+def mean_luma(crop_bgr: npt.NDArray[np.uint8]) -> float:
+    """Rec. 709 luma of :func:`mean_rgb` (on a greyscale crop: the mean of the centre's intensity)."""
+    r, g, b = mean_rgb(crop_bgr)
+    wr, wg, wb = REC709_RGB
+    return float(wr * r + wg * g + wb * b)
 
 
 class PulseHistory:
@@ -310,3 +323,43 @@ class ChromEstimator(_WindowedEstimator):
         self._since = 0
         xf, yf = np.array(self._xy).T
         return (xf - (xf.std() / (yf.std() + _EPS)) * yf) * self._hann  # type: ignore[no-any-return]
+
+
+class LumaEstimator(ChromEstimator):
+    """Intensity only, for greyscale (IR, mono) frames that carry no chrominance.
+
+    Blood absorbs light, so the face's reflected intensity dips with each pulse; the mean luma of the
+    crop's centre is normalised by its 1.6 s window's mean, band-passed to 40–180 bpm by the same causal
+    filter as CHROM, negated (so the pulse peaks at systole, as POS's and CHROM's do), differenced twice
+    and overlap-added in Hann windows. Without a second channel nothing cancels motion or light changes
+    common to all colours, and those fall off about as 1/f² into the band: the second difference (gain
+    ∝ f²) whitens them, so a slow drift at 50 bpm no longer outweighs a pulse at 110. Expect a lower
+    confidence than on colour all the same, which is why the pipeline flags its use.
+
+    Args:
+        fs_hz: output (and processing) rate.
+        history_s: how much finished signal ``pulse()`` returns.
+    """
+
+    name = "luma"
+
+    def reset(self) -> None:
+        super().reset()
+        self._last: collections.deque[float] = collections.deque(maxlen=2)  # the previous filtered values
+
+    def _window(self, rgb: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        wr, wg, wb = REC709_RGB
+        luma = np.asarray(self._rgb) @ np.array([wr, wg, wb])
+        y = -(float(rgb @ np.array([wr, wg, wb])) / (float(luma.mean()) + _EPS) - 1.0)
+        if self._zi is None:  # steady state at the first value: no step transient
+            self._zi = sps.sosfilt_zi(self._sos)[:, None, :] * np.array([[y]])[None, :, :]
+        filtered, self._zi = sps.sosfilt(self._sos, np.array([[y]]), axis=1, zi=self._zi)
+        value = float(filtered[0, 0])
+        second_difference = value - 2 * self._last[-1] + self._last[0] if len(self._last) == 2 else 0.0
+        self._last.append(value)
+        self._xy.append(np.array([second_difference]))
+        self._since += 1
+        if len(self._xy) < self._n or self._since < self._n // 2:
+            return None
+        self._since = 0
+        return np.asarray(self._xy, dtype=np.float64)[:, 0] * self._hann  # type: ignore[no-any-return]

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box
+from fusion.greyscale import luma_709
 
 __all__ = [
     "DEFAULT_FOV_RATIOS",
@@ -199,7 +200,7 @@ def visible_edges(image: npt.NDArray[np.uint8], scale: float, sigma_px: float = 
 def _grey(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"visible image must be uint8 H×W×3 (BGR) or H×W, got {image.dtype} {image.shape}")
-    return image if image.ndim == 2 else np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+    return luma_709(image)
 
 
 def _peak_offset(c_minus: float, c0: float, c_plus: float) -> float:

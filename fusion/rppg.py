@@ -4,6 +4,11 @@ face tracker (buffered box) → crop → pulse estimators (POS, CHROM, ONNX; sev
 normalised spectra) → heart-rate estimator (windowed PSD, a tracker over the spectrogram, confidence).
 The fusion loop calls ``push`` for every webcam frame and ``reading`` once a second; ``vitaledge eval
 rppg`` and ``vitaledge bench rppg`` drive the same class.
+
+A greyscale frame (IR or mono camera: ``VisibleFrame.greyscale``) has no chrominance, which POS, CHROM
+and the colour models need. On such frames the pipeline runs the intensity-only ``LumaEstimator``
+instead, says so in ``method`` ("luma") and flags every reading ``greyscale``; a switch between colour
+and greyscale restarts the windows, as a lost face does.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from fusion.face import Box, FaceDetector
 from fusion.heartrate import HeartRate, HeartRateEstimator
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.privacy import Lensing
-from fusion.pulse import PulseEstimator
+from fusion.pulse import LumaEstimator, PulseEstimator
 from fusion.tracking import FaceTracker
 from fusion.vitals import HeartRateReading
 
-__all__ = ["DETECT_INTERVAL_S", "LOW_CONFIDENCE", "HeartRatePipeline"]
+__all__ = ["DETECT_INTERVAL_S", "GREYSCALE_FLAG", "LOW_CONFIDENCE", "HeartRatePipeline"]
 
 _NS_PER_S = 1_000_000_000
 # Detector every ~0.2 s: a seated head rarely moves an eighth of the face width (the buffer's margin)
@@ -31,6 +36,8 @@ DETECT_INTERVAL_S = 0.2
 # Below this confidence the window's spectrum is close to what noise would give: flagged so that
 # consumers can tell a measured rate from a guess.
 LOW_CONFIDENCE = 0.25
+# On readings whose rate came from intensity alone (greyscale frames): no chrominance, weaker signal.
+GREYSCALE_FLAG = "greyscale"
 
 
 class HeartRatePipeline:
@@ -72,13 +79,12 @@ class HeartRatePipeline:
         if not estimators or len({e.fs_hz for e in estimators}) != 1:
             raise ValueError(f"need one or more pulse estimators at one rate, got {[e.fs_hz for e in estimators]}")
         every = detect_every if detect_every is not None else max(1, round(DETECT_INTERVAL_S * fs_hz))
-        self.method = "+".join(e.name for e in estimators)
         self.tracker = FaceTracker(detector, detect_every=every)
-        self.estimators = tuple(estimators)
-        self.estimator = self.estimators[0]
-        self._hr = HeartRateEstimator(
-            self.estimator.fs_hz, window_s=window_s, step_s=step_s, channels=len(self.estimators), tracker=tracker
-        )
+        self._colour = tuple(estimators)
+        self._grey: tuple[PulseEstimator, ...] = (LumaEstimator(estimators[0].fs_hz),)
+        self._hr_settings = (window_s, step_s, tracker)
+        self.greyscale = False
+        self._use(self._colour)
         self._consumed = 0  # pulse samples already fed to the heart-rate estimator
         self._box: Box | None = None
         self._tracking = False
@@ -89,8 +95,31 @@ class HeartRatePipeline:
         self._new_segment = True
         self.rejected: collections.Counter[str] = collections.Counter()  # frames not used, by reason
 
-    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
+    def _use(self, estimators: tuple[PulseEstimator, ...]) -> None:
+        """Make ``estimators`` the active set, with a fresh heart-rate estimator of as many channels."""
+        window_s, step_s, tracker = self._hr_settings
+        self.estimators = estimators
+        self.estimator = estimators[0]
+        self.method = "+".join(e.name for e in estimators)
+        self._hr = HeartRateEstimator(
+            self.estimator.fs_hz, window_s=window_s, step_s=step_s, channels=len(estimators), tracker=tracker
+        )
+
+    def _set_greyscale(self, greyscale: bool) -> None:
+        if greyscale == self.greyscale:
+            return
+        self._face_lost()  # the signal changes meaning: no window may mix the two
+        self.greyscale = greyscale
+        self._use(self._grey if greyscale else self._colour)
+        for estimator in self.estimators:
+            estimator.reset()
+        self._consumed = 0
+        self._new_segment = True
+
+    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int, *, greyscale: bool = False) -> None:
         """Process one webcam frame (H×W×3 uint8 BGR) captured at ``t_mono`` (ns).
+
+        ``greyscale`` (the frame's ``VisibleFrame.greyscale``) switches to the intensity-only estimator.
 
         A frame not later than the previous one (a duplicate, a source restarted on another clock) is
         counted in ``rejected["time_not_increasing"]`` and skipped: the resampled signal must stay in
@@ -108,6 +137,7 @@ class HeartRatePipeline:
         self.frames += 1
         if self.lensing is not None:
             image_bgr = self.lensing.apply(image_bgr)
+        self._set_greyscale(greyscale)
         state = self.tracker.update(image_bgr, t_mono)
         if state.box is None:
             self._face_lost()
@@ -131,14 +161,17 @@ class HeartRatePipeline:
 
     def reading(self) -> HeartRateReading:
         """The current state: a heart rate only when the face is tracked and a full window was seen."""
+        grey = (GREYSCALE_FLAG,) if self.greyscale else ()
         if not self._tracking:
-            return HeartRateReading(bpm=None, confidence=0.0, method=self.method, face_box=None, flags=("no_face",))
+            return HeartRateReading(
+                bpm=None, confidence=0.0, method=self.method, face_box=None, flags=("no_face", *grey)
+            )
         hr = self._hr.result()
         if hr is None:
             return HeartRateReading(
-                bpm=None, confidence=0.0, method=self.method, face_box=self._box, flags=("warming_up",)
+                bpm=None, confidence=0.0, method=self.method, face_box=self._box, flags=("warming_up", *grey)
             )
-        flags = ("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()
+        flags = (("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()) + grey
         return HeartRateReading(
             bpm=hr.bpm,
             confidence=hr.confidence,

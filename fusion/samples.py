@@ -87,6 +87,7 @@ class ThermalFrame:
     celsius: npt.NDArray[np.float32]  # H×W
     raw: npt.NDArray[np.uint16] | None = None  # sensor counts, when the device gives them
     visible: npt.NDArray[np.uint8] | None = None  # H×W×3 BGR of the sled's visible camera
+    visible_greyscale: bool = False  # True when ``visible`` has no colour (low light, a mono sensor)
     ffc: bool = False  # shutter / flat-field correction in progress: not for measurement
     planck: PlanckConstants | None = None
     meta: Mapping[str, object] = field(default_factory=dict)

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box
+from fusion.greyscale import luma_709
 
 __all__ = ["HaarFaceDetector", "OnnxFaceDetector"]
 
@@ -32,7 +33,7 @@ class HaarFaceDetector:
         self._min_size_px = min_size_px
 
     def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Box]:
-        grey = image_bgr if image_bgr.ndim == 2 else cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        grey = luma_709(image_bgr)
         scale = min(1.0, self._max_width / grey.shape[1])
         small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
         small = cv2.equalizeHist(small)

@@ -177,6 +177,11 @@ def test_files_the_configuration_names_are_checked_and_named(tmp_path: Path) -> 
         ({"sources": [{"kind": "e4-csv", "path": str(tmp_path / "TEMP2.csv")}]}, "sources.0.e4-csv.path", "TEMP2.csv"),
         ({"sources": [{"kind": "video-file", "path": str(tmp_path / "v.avi")}]}, "sources.0.video-file.path", "v.avi"),
         ({"heart_rate": {"method": "onnx", "model": str(tmp_path / "hr.onnx")}}, "heart_rate.model", "hr.onnx"),
+        (
+            {"heart_rate": {"greyscale": {"colouriser": str(tmp_path / "col.onnx")}}},
+            "heart_rate.greyscale.colouriser",
+            "col.onnx",
+        ),
         ({"mqtt": {"username": "u", "password_file": str(tmp_path / "pw")}}, "mqtt.password_file", "pw"),
     ]
     for change, key, name in cases:
@@ -206,3 +211,15 @@ def test_run_without_a_config_file_says_where_it_looked(
     assert main(["run", "--check-config"]) == 2
     err = capsys.readouterr().err
     assert "no configuration file found" in err and "$VITALEDGE_CONFIG" in err and str(tmp_path / "etc.yaml") in err
+
+
+def test_greyscale_settings_are_validated_with_their_key_path() -> None:
+    cfg = load_config(None, {"sources": [{"kind": "synthetic"}], "heart_rate": {"greyscale": {"detector": "haar"}}})
+    assert cfg.heart_rate.greyscale.detector == "haar" and cfg.heart_rate.greyscale.clahe
+    for change, key in (
+        ({"detector": "yolo"}, "heart_rate.greyscale.detector"),
+        ({"clahe_clip_limit": 0}, "heart_rate.greyscale.clahe_clip_limit"),
+        ({"colourize": "x.onnx"}, "heart_rate.greyscale.colourize"),
+    ):
+        with pytest.raises(ConfigError, match=rf"{key}"):
+            load_config(None, {"sources": [{"kind": "synthetic"}], "heart_rate": {"greyscale": change}})

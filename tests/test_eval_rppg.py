@@ -174,3 +174,13 @@ def test_plots_are_written_as_png(tmp_path: Path) -> None:
     files = write_plots(tmp_path / "plots", "ubfc", {"onnx:/m/me-rppg/model.onnx": [(run, ref)]}, HeartRateConfig())
     assert sorted(f.name for f in files) == ["bland_altman_onnx-me-rppg.png", "trace_onnx-me-rppg_clip.png"]
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000 for f in files)
+
+
+def test_greyscale_scores_the_intensity_fallback(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = str(shared_data / "ubfc" / "subject12")
+    assert main(["eval", "rppg", clip, "--max-s", "18", "--json", "--greyscale"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "luma (greyscale; fused configured)"
+    assert out["windows"] >= 1 and out["clips"][0]["mae_bpm"] is not None
+    assert main(["eval", "rppg", clip, "--max-s", "18", "--greyscale", "--compare", "pos"]) == 2
+    assert "drop --compare" in capsys.readouterr().err

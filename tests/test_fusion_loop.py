@@ -16,9 +16,11 @@ MS = 1_000_000
 class _RecordingHeartRate:
     def __init__(self) -> None:
         self.frames: list[int] = []
+        self.greyscale: list[bool] = []
 
-    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
+    def push(self, image_bgr: npt.NDArray[np.uint8], t_mono: int, *, greyscale: bool = False) -> None:
         self.frames.append(t_mono)
+        self.greyscale.append(greyscale)
 
     def reading(self) -> HeartRateReading:
         return HeartRateReading(bpm=60.0 + len(self.frames), confidence=0.5, method="pos", face_box=None)
@@ -109,3 +111,12 @@ def test_frame_pairer_prefers_the_closest_frame() -> None:
     oldest_kept = pairer.nearest(0)  # frame 1 fell out of the 3-frame history; frame 2 is 33 ms off
     assert oldest_kept is not None and int(oldest_kept[0, 0, 0]) == 2
     assert pairer.nearest(200 * MS) is None
+
+
+def test_the_frames_greyscale_mark_reaches_the_heart_rate_path() -> None:
+    loop, hr, _ = _loop()
+    colour = _visible(0)
+    grey = VisibleFrame(t_mono=40 * MS, t_wall=1e9, source="cam", seq=1, image=colour.image, greyscale=True)
+    loop.push(colour)
+    loop.push(grey)
+    assert hr.greyscale == [False, True]

@@ -83,3 +83,19 @@ def test_bad_crops_are_caller_errors() -> None:
         mean_rgb(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="empty"):
         mean_rgb(np.zeros((0, 10, 3), np.uint8))
+
+
+@pytest.mark.parametrize("bpm", [55.0, 96.0, 150.0])
+def test_luma_estimator_recovers_the_rate_from_greyscale_crops(bpm: float) -> None:
+    from fusion.pulse import LumaEstimator
+
+    rng = np.random.default_rng(4)
+    est = LumaEstimator(30.0, history_s=12.0)
+    for i in range(round(15 * 29.5)):
+        t = i / 29.5
+        level = 140 * (1 + 0.05 * np.sin(2 * np.pi * 0.2 * t)) * (1 - 0.003 * np.sin(2 * np.pi * bpm / 60 * t))
+        grey = np.clip(level + rng.normal(0, 2.0, (40, 40)), 0, 255).astype(np.uint8)
+        est.push(np.repeat(grey[:, :, None], 3, axis=2), round(t * 1e9))
+    pulse = est.pulse()
+    assert est.name == "luma" and pulse is not None
+    assert spectral_peak(np.asarray(pulse.signal[-300:]), pulse.fs_hz).bpm == pytest.approx(bpm, abs=1.5)

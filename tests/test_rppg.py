@@ -87,3 +87,37 @@ def test_frame_out_of_time_order_is_counted_and_skipped() -> None:
     pipeline.push(frames[10].image, frames[10].t_mono)
     assert pipeline.rejected["time_not_increasing"] == 1
     assert pipeline.frames == 11
+
+
+# 75 and 95 bpm: at 60 the rig's white sensor noise, lifted by the luma method's whitening, wins (README)
+@pytest.mark.parametrize("bpm", [75.0, 95.0])
+def test_greyscale_frames_switch_to_the_intensity_method_and_flag_it(bpm: float) -> None:
+    rig = SimulatedRig(
+        physiology=Physiology(hr_bpm=bpm), thermal=False, wristband=False, realtime=False, seed=3, ir_webcam=True
+    )
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)  # POS + CHROM configured
+    for sample in rig.stream(16.6):
+        assert isinstance(sample, VisibleFrame) and sample.greyscale
+        pipeline.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
+    reading = pipeline.reading()
+    assert reading.method == "luma"
+    assert "greyscale" in reading.flags
+    assert reading.bpm is not None, reading.flags
+    assert reading.bpm == pytest.approx(bpm, abs=3.0)
+
+
+def test_a_switch_between_colour_and_greyscale_restarts_the_windows() -> None:
+    rig = SimulatedRig(physiology=Physiology(hr_bpm=70.0), thermal=False, wristband=False, realtime=False)
+    pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    last = 0
+    for sample in rig.stream(16.6):
+        assert isinstance(sample, VisibleFrame)
+        pipeline.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
+        last = sample.t_mono
+    colour = pipeline.reading()
+    assert colour.bpm is not None and colour.method == "pos+chrom" and "greyscale" not in colour.flags
+    grey = np.repeat(sample.image[:, :, 1:2], 3, axis=2)
+    pipeline.push(grey, last + NS // 30, greyscale=True)
+    reading = pipeline.reading()
+    assert reading.bpm is None and reading.method == "luma"
+    assert set(reading.flags) == {"warming_up", "greyscale"}

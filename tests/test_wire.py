@@ -90,6 +90,9 @@ def test_payloads_validate_against_the_schema_and_the_model() -> None:
         jsonschema.validate(body, schema)
         assert VitalsMessage.model_validate(body).model_dump(by_alias=True, exclude={"replayed"}) == body
         jsonschema.validate({**body, "replayed": True}, schema)
+    greyscale = json.loads(payload_from_record(_record()))
+    greyscale["heart_rate"]["method"] = "luma"
+    jsonschema.validate(greyscale, schema)
 
 
 def test_schema_rejects_what_the_contract_forbids() -> None:
@@ -100,6 +103,7 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
         {**body, "seq": -1},
         {**body, "device_id": "Lab 1"},
         {**body, "heart_rate": {**body["heart_rate"], "method": "guess"}},
+        {**body, "heart_rate": {**body["heart_rate"], "method": "luma+pos"}},  # luma runs alone, on grey frames
         {**body, "flags": ["ffc", "ffc"]},
     ):
         with pytest.raises(jsonschema.ValidationError):

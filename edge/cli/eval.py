@@ -7,5 +7,11 @@ __all__ = ["add_parser"]
 add_parser = target_command(
     "eval",
     "measure accuracy against ground truth",
-    ("edge.evaluation.rppg", "edge.evaluation.thermal", "edge.evaluation.masks", "edge.evaluation.privacy"),
+    (
+        "edge.evaluation.rppg",
+        "edge.evaluation.thermal",
+        "edge.evaluation.masks",
+        "edge.evaluation.privacy",
+        "edge.evaluation.acquisition",
+    ),
 )

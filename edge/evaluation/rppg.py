@@ -186,21 +186,26 @@ def score_clip(run: ClipRun, published: Sequence[Published], ref: ReferencePpg, 
     return result
 
 
-def _ubfc_run(folder: Path, cfg: HeartRateConfig, max_s: float | None, progress: bool) -> tuple[ClipRun, ReferencePpg]:
+def _ubfc_run(
+    folder: Path, cfg: HeartRateConfig, max_s: float | None, progress: bool, greyscale: bool = False
+) -> tuple[ClipRun, ReferencePpg]:
     video, ppg, t_ppg = load_ground_truth(folder)
-    clip = run_clip(video, cfg, name=folder.name, max_s=max_s, progress=progress)
+    clip = run_clip(video, cfg, name=folder.name, max_s=max_s, progress=progress, greyscale=greyscale)
     return clip, ReferencePpg(ppg, t_ppg, clip.fs_hz)
 
 
 def evaluate_clip(
-    folder: Path, cfg: HeartRateConfig, *, max_s: float | None = None, progress: bool = False
+    folder: Path, cfg: HeartRateConfig, *, max_s: float | None = None, progress: bool = False, greyscale: bool = False
 ) -> ClipResult:
     """Runs one UBFC-form clip through the heart-rate pipeline and scores what it published.
+
+    ``greyscale``: the clip as a mono/IR camera would give it (Rec. 709 luma), scored on the pipeline's
+    intensity-only fallback.
 
     Raises:
         EvalDataError: the folder is incomplete or its video cannot be decoded.
     """
-    clip, ref = _ubfc_run(folder, cfg, max_s, progress)
+    clip, ref = _ubfc_run(folder, cfg, max_s, progress, greyscale)
     return score_clip(clip, clip.published, ref, cfg)
 
 
@@ -392,6 +397,11 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--folds", choices=("leave-one-out",), help="choose settings on the other clips (ubfc)")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
+    parser.add_argument(
+        "--greyscale",
+        action="store_true",
+        help="turn the clips into greyscale (Rec. 709 luma, as an IR/mono camera) and score the intensity fallback",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -409,7 +419,7 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
         ]
         summary, plot_data = skin_patch_summary(name, subjects), subjects
     else:
-        runs = [_ubfc_run(d, cfg, args.max_s, True) for d in args.dirs]
+        runs = [_ubfc_run(d, cfg, args.max_s, True, args.greyscale) for d in args.dirs]
         published = summarise(name, [score_clip(c, c.published, ref, cfg) for c, ref in runs])
         if args.folds == "leave-one-out":
             # The live figures ride along (same decode): what the default settings published.
@@ -422,7 +432,15 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
 
 
 def _skin_run(path: Path, cfg: HeartRateConfig, args: argparse.Namespace) -> ClipRun:
-    return run_clip(path, cfg, name=path.stem, detector=FullFrameDetector(), max_s=args.max_s, progress=True)
+    return run_clip(
+        path,
+        cfg,
+        name=path.stem,
+        detector=FullFrameDetector(),
+        max_s=args.max_s,
+        progress=True,
+        greyscale=args.greyscale,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -438,6 +456,11 @@ def run(args: argparse.Namespace) -> int:
     for spec in (args.compare or "").split(","):
         if spec.strip() and spec.strip() not in {m for m, _ in methods}:
             methods.append(parse_method(spec.strip()))
+    if args.greyscale:  # every colour method falls back to the one intensity method: name what was measured
+        if len(methods) > 1:
+            raise ConfigError("--greyscale runs the intensity fallback whatever the method: drop --compare")
+        methods = [(f"luma (greyscale; {default} configured)", default_cfg)]
+        default = methods[0][0]
     results = {}
     for name, cfg in methods:
         print(f"eval rppg: {name} …", file=sys.stderr, flush=True)

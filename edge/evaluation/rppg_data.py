@@ -27,6 +27,7 @@ import numpy.typing as npt
 from edge.config import HeartRateConfig
 from fusion.errors import VitalEdgeError
 from fusion.face import FaceDetector
+from fusion.greyscale import grey_as_bgr, luma_709
 from fusion.privacy import Lensing
 
 __all__ = [
@@ -101,6 +102,7 @@ def run_clip(
     max_s: float | None = None,
     progress: bool = False,
     lensing: Lensing | None = None,
+    greyscale: bool = False,
 ) -> ClipRun:
     """Runs one video through the heart-rate pipeline ``vitaledge run`` builds, frame by frame.
 
@@ -115,6 +117,8 @@ def run_clip(
         max_s: use only the first seconds.
         progress: draw a progress bar on stderr.
         lensing: the privacy lens for ``cfg.input == "lensed"``.
+        greyscale: turn every frame into its Rec. 709 luma (three equal channels), as a mono or IR camera
+            would give it, and mark it greyscale: the pipeline then runs its intensity-only estimator.
 
     Raises:
         EvalDataError: the video cannot be opened.
@@ -140,7 +144,10 @@ def run_clip(
             ok, frame = cap.read()
             if not ok:
                 break
-            pipeline.push(np.asarray(frame, dtype=np.uint8), round(i * _NS_PER_S / fps))
+            image = np.asarray(frame, dtype=np.uint8)
+            if greyscale:
+                image = grey_as_bgr(luma_709(image))
+            pipeline.push(image, round(i * _NS_PER_S / fps), greyscale=greyscale)
             i += 1
             hr = pipeline.heart_rate()
             if hr is not None and hr.t_mono != last_t:

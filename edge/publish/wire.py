@@ -41,8 +41,9 @@ class HeartRateMessage(_Wire):
 
     bpm: Annotated[float, Field(ge=40, le=180)] | None
     confidence: Annotated[float, Field(ge=0, le=1)]
-    method: Annotated[str, Field(pattern=r"^(pos|chrom|onnx)(\+(pos|chrom|onnx))*$")] = Field(
-        description="the pulse estimators whose spectra were fused, e.g. pos+chrom"
+    method: Annotated[str, Field(pattern=r"^(luma|(pos|chrom|onnx)(\+(pos|chrom|onnx))*)$")] = Field(
+        description="the pulse estimators whose spectra were fused, e.g. pos+chrom; luma: intensity only, on "
+        "greyscale (IR, mono) frames, which also carry the greyscale flag"
     )
     face_box: Annotated[list[float], Field(min_length=4, max_length=4)] | None = Field(
         description="x, y, width, height in webcam pixels"
