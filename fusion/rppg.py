@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box, FaceDetector
-from fusion.heartrate import HeartRate, HeartRateEstimator
+from fusion.heartrate import HeartRate, HeartRateEstimator, WindowConfidence
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.pulse import PulseEstimator
 from fusion.tracking import FaceTracker
@@ -48,6 +48,10 @@ class HeartRatePipeline:
             (one list of ``(t_mono, values)`` per stretch of tracking, a value per estimator), for
             evaluation: the signal the published rates came from, without stitching it again.
         tracker: the spectrogram tracker's settings; None: the median blend of earlier versions.
+        confidence: a learned window confidence (:class:`fusion.confidence.LearnedConfidence`) published
+            instead of the spectral one; None: spectral.
+        low_confidence: the confidence under which a reading is flagged ``low_confidence`` (a learned
+            model brings its own threshold, chosen where it was trained).
     """
 
     def __init__(
@@ -61,6 +65,8 @@ class HeartRatePipeline:
         detect_every: int | None = None,
         record_pulse: bool = False,
         tracker: TrackerSettings | None = DEFAULT_TRACKER,
+        confidence: WindowConfidence | None = None,
+        low_confidence: float = LOW_CONFIDENCE,
     ) -> None:
         if not fs_hz > 0:
             raise ValueError(f"fs_hz must be positive, got {fs_hz}")
@@ -72,8 +78,14 @@ class HeartRatePipeline:
         self.estimators = tuple(estimators)
         self.estimator = self.estimators[0]
         self._hr = HeartRateEstimator(
-            self.estimator.fs_hz, window_s=window_s, step_s=step_s, channels=len(self.estimators), tracker=tracker
+            self.estimator.fs_hz,
+            window_s=window_s,
+            step_s=step_s,
+            channels=len(self.estimators),
+            tracker=tracker,
+            confidence=confidence,
         )
+        self.low_confidence = low_confidence
         self._consumed = 0  # pulse samples already fed to the heart-rate estimator
         self._box: Box | None = None
         self._tracking = False
@@ -131,7 +143,7 @@ class HeartRatePipeline:
             return HeartRateReading(
                 bpm=None, confidence=0.0, method=self.method, face_box=self._box, flags=("warming_up",)
             )
-        flags = ("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()
+        flags = ("low_confidence",) if hr.confidence < self.low_confidence else ()
         return HeartRateReading(
             bpm=hr.bpm,
             confidence=hr.confidence,
@@ -139,7 +151,7 @@ class HeartRatePipeline:
             face_box=self._box,
             flags=flags,
             window_end_t_mono=hr.t_mono,
-            pulse_view=self._hr.view(low_confidence_below=LOW_CONFIDENCE),
+            pulse_view=self._hr.view(low_confidence_below=self.low_confidence),
         )
 
     def _face_lost(self) -> None:
