@@ -39,7 +39,7 @@ from edge.evaluation.rppg_data import (
 )
 from fusion.errors import ConfigError
 from fusion.face import FullFrameDetector
-from fusion.heartrate import HeartRateEstimator, fused_spectral_peak
+from fusion.heartrate import HeartRateEstimator, WindowConfidence, fused_spectral_peak
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.reference import ReferencePpg, smoothed_reference
 from fusion.rppg import LOW_CONFIDENCE
@@ -94,11 +94,14 @@ CANDIDATE_SETTINGS = (
 )
 
 
-def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> list[Published]:
+def replay(
+    run: ClipRun, setting: HrSetting, window_s: float, step_s: float, *, confidence: WindowConfidence | None = None
+) -> list[Published]:
     """What the pipeline would have published with ``setting``, from the pulse it recorded.
 
     One estimator over the whole clip, reset between tracked stretches as the pipeline resets it (the
-    session median survives); with the default setting this reproduces ``run.published``.
+    session median survives); with the default setting this reproduces ``run.published``. ``confidence``:
+    a learned window confidence published (and flagged on) instead of the spectral one.
     """
     channels = run.segments[0][1].shape[1] if run.segments else 1
     est = HeartRateEstimator(
@@ -108,6 +111,7 @@ def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> 
         smooth_s=setting.smooth_s,
         channels=channels,
         tracker=setting.tracker,
+        confidence=confidence,
     )
     out: list[Published] = []
     for k, (times, values) in enumerate(run.segments):

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from fusion.confidence import HOP, NPERSEG, stft_frames
+from fusion.confidence import HOP, NPERSEG, StftFrames, stft_frames
 from fusion.heartrate import HeartRateEstimator
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.reference import ReferencePpg
@@ -119,6 +119,7 @@ class PublishedWindows:
         end_s: each window's end (s).
         bpm: the published rate; reference_bpm: the PPG's; spectral: the spectral confidence.
         features: the windows' STFT features (N × bins × T), for any model's confidence.
+        frame_bpm: the frames' own rates (N × T), for the paper's learned blend.
     """
 
     end_s: npt.NDArray[np.float64]
@@ -126,6 +127,7 @@ class PublishedWindows:
     reference_bpm: npt.NDArray[np.float64]
     spectral: npt.NDArray[np.float64]
     features: npt.NDArray[np.float32]
+    frame_bpm: npt.NDArray[np.float64]
 
 
 def _window_n(pulse: LabelledPulse, window_s: float) -> int:
@@ -161,7 +163,7 @@ def published_windows(
     n = _window_n(pulse, window_s)
     channels = pulse.segments[0][1].shape[1] if pulse.segments else 1
     est = HeartRateEstimator(pulse.fs_hz, window_s=window_s, step_s=step_s, channels=channels, tracker=tracker)
-    rows: list[tuple[float, float, float, float, npt.NDArray[np.float32]]] = []
+    rows: list[tuple[float, float, float, float, StftFrames]] = []
     for k, (times, values) in enumerate(pulse.segments):
         if k:
             est.reset()
@@ -177,15 +179,16 @@ def published_windows(
             ref = pulse.reference.window_bpm(end_s, window_s)
             i = index[hr.t_mono]
             if math.isfinite(ref) and i + 1 >= n:
-                features = stft_frames(values[i + 1 - n : i + 1], pulse.fs_hz).features
-                rows.append((end_s, hr.bpm, ref, hr.confidence, features))
+                frames = stft_frames(values[i + 1 - n : i + 1], pulse.fs_hz)
+                rows.append((end_s, hr.bpm, ref, hr.confidence, frames))
     bins, frames_t = NPERSEG // 2 + 1, 1 + (n - NPERSEG) // HOP
     return PublishedWindows(
         np.array([r[0] for r in rows]),
         np.array([r[1] for r in rows]),
         np.array([r[2] for r in rows]),
         np.array([r[3] for r in rows]),
-        np.array([r[4] for r in rows], dtype=np.float32).reshape(-1, bins, frames_t),
+        np.array([r[4].features for r in rows], dtype=np.float32).reshape(-1, bins, frames_t),
+        np.array([r[4].bpm for r in rows], dtype=np.float64).reshape(-1, frames_t),
     )
 
 
