@@ -364,6 +364,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx; fused adds it to POS and CHROM)")
     parser.add_argument("--compare", help="also run these methods on the same clips: pos,chrom,onnx:PATH,fused:PATH")
     parser.add_argument("--folds", choices=("leave-one-out",), help="choose settings on the other clips (ubfc)")
+    parser.add_argument(
+        "--learned-confidence",
+        action="store_true",
+        help="with --folds leave-one-out: train the confidence model on the other clips per fold and compare "
+        "its coverage with the spectral confidence's (needs the [train] extra)",
+    )
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -388,6 +394,8 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
         if args.folds == "leave-one-out":
             # The live figures ride along (same decode): what the default settings published.
             summary = {**leave_one_out_summary(name, runs, cfg), "as_published": published}
+            if args.learned_confidence:
+                summary["learned_confidence"] = _confidence_folds(runs, cfg)
         else:
             summary = published
         plot_data = runs
@@ -395,11 +403,27 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
     return summary, plot_data
 
 
+def _confidence_folds(runs: Sequence[tuple[ClipRun, ReferencePpg]], cfg: HeartRateConfig) -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ConfigError("--learned-confidence trains models: pip install 'vitaledge[train]'") from exc
+    from edge.evaluation.confidence_loo import confidence_leave_one_out
+
+    torch.set_num_threads(1)  # the models are tiny: more threads only contend
+    try:
+        return confidence_leave_one_out(runs, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        raise ConfigError(f"--learned-confidence: {exc}") from exc
+
+
 def _skin_run(path: Path, cfg: HeartRateConfig, args: argparse.Namespace) -> ClipRun:
     return run_clip(path, cfg, name=path.stem, detector=FullFrameDetector(), max_s=args.max_s, progress=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.learned_confidence and args.folds != "leave-one-out":
+        raise ConfigError("--learned-confidence is scored by --folds leave-one-out (labels of the other clips only)")
     if args.folds and args.dataset == "skin-patches":
         raise ConfigError("--folds applies to windowed UBFC figures; no setting changes a whole-clip estimate")
     try:
@@ -474,6 +498,10 @@ def _print_summary(s: dict[str, Any], dataset: str) -> None:
         print(f"  fold {fold['held_out']}: chose {fold['chosen']} (training MAE {_f(fold['training_mae_bpm'], 0)})")
     if "mean_fold_mae_bpm" in s:
         print(f"leave-one-out: mean over left-out clips {_f(s['mean_fold_mae_bpm'], 0)} bpm")
+    if "learned_confidence" in s:
+        from edge.evaluation.confidence_loo import print_confidence_summary
+
+        print_confidence_summary(s["learned_confidence"])
 
 
 def _check_clip_length(max_s: float | None, cfg: HeartRateConfig) -> None:
