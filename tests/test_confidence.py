@@ -168,6 +168,20 @@ def test_a_few_training_steps_lower_the_loss_and_trust_clean_windows_more() -> N
     assert conf[1::2].mean() > conf[0::2].mean()  # clean windows (odd) over noise (even)
 
 
+def test_published_target_gives_every_frame_its_windows_published_rate() -> None:
+    from models.training.confidence import ClipWindows, PublishedWindows
+
+    data = _windows(2)
+    n = len(data.reference_bpm)
+    pw = PublishedWindows(
+        np.arange(n, dtype=float), data.reference_bpm + 3.0, data.reference_bpm, np.zeros(n), data.features, data.bpm
+    )
+    train = ClipWindows("c", data, pw).published_as_training()
+    assert train.bpm.shape == data.bpm.shape
+    np.testing.assert_array_equal(train.bpm[:, 0], data.reference_bpm + 3.0)
+    np.testing.assert_array_equal(train.bpm[:, -1], train.bpm[:, 0])
+
+
 def test_config_brings_the_model_and_its_threshold_to_the_pipeline(tiny_model: tuple[ConfidenceNet, Path]) -> None:
     pipeline = build_heart_rate_pipeline(HeartRateConfig(method="pos", confidence_model=tiny_model[1]), FS_HZ)
     assert pipeline.low_confidence == pytest.approx(0.4)

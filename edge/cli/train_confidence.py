@@ -29,6 +29,12 @@ def add_target(targets: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--steps", type=int, help="optimiser steps (default: the training default)")
     p.add_argument("--max-mae", type=float, default=2.0, help="MAE budget (bpm) of unflagged windows: the threshold")
     p.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
+    p.add_argument(
+        "--target",
+        choices=("frames", "published"),
+        default="frames",
+        help="what the loss blends: the STFT frames' own rates (the paper's) or the published rate",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     p.set_defaults(func=run)
@@ -56,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     hr_cfg = HeartRateConfig(method=args.method)
     tracker = hr_cfg.tracker.settings(hr_cfg.step_s) if hr_cfg.tracker is not None else None
     cfg = ConfidenceTrainConfig(
-        window_s=hr_cfg.window_s, step_s=hr_cfg.step_s, tracker=tracker, seed=args.seed, max_mae_bpm=args.max_mae
+        window_s=hr_cfg.window_s,
+        step_s=hr_cfg.step_s,
+        tracker=tracker,
+        seed=args.seed,
+        max_mae_bpm=args.max_mae,
+        target=args.target,
     )
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)
@@ -76,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "clips": [p.name for p in pulses],
         "pulse": args.method,
         "threshold_rule": f"cross-fitted, lowest with unflagged MAE <= {args.max_mae:g} bpm",
+        "target": args.target,
         "steps": cfg.steps,
         "seed": args.seed,
     }

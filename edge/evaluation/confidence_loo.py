@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -86,6 +86,7 @@ def confidence_leave_one_out(
     runs: Sequence[tuple[ClipRun, ReferencePpg]],
     cfg: HeartRateConfig,
     *,
+    target: Literal["frames", "published"] = "frames",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The protocol of the module docstring over ``runs`` (at least 3 clips: 2 to cross-fit on per fold).
@@ -109,7 +110,7 @@ def confidence_leave_one_out(
     if len(runs) < 3:
         raise ValueError(f"the learned confidence's leave-one-out needs at least 3 clips, got {len(runs)}")
     tracker = cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None
-    train_cfg = ConfidenceTrainConfig(window_s=cfg.window_s, step_s=cfg.step_s, tracker=tracker)
+    train_cfg = ConfidenceTrainConfig(window_s=cfg.window_s, step_s=cfg.step_s, tracker=tracker, target=target)
     windows = [clip_windows(labelled_pulse(run, ref), train_cfg) for run, ref in runs]
     arms = {k: ArmResult(k) for k in ("learned", "spectral_same_rule", "spectral_as_shipped")}
     blend_err: list[float] = []
@@ -151,6 +152,7 @@ def confidence_leave_one_out(
                 )
     published_err = np.concatenate([e for e, _ in arms["learned"].clips.values()])
     return {
+        "target": target,
         "protocol": "leave-one-out: model and threshold from the other clips (threshold: cross-fitted, "
         f"lowest with unflagged MAE ≤ {train_cfg.max_mae_bpm:g} bpm)",
         "arms": [a.summary() for a in arms.values()],

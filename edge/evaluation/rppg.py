@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -370,6 +370,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         help="with --folds leave-one-out: train the confidence model on the other clips per fold and compare "
         "its coverage with the spectral confidence's (needs the [train] extra)",
     )
+    parser.add_argument(
+        "--confidence-target",
+        choices=("frames", "published"),
+        default="frames",
+        help="--learned-confidence: what its loss blends (the frames' own rates, the paper's; or the published rate)",
+    )
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -395,7 +401,7 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
             # The live figures ride along (same decode): what the default settings published.
             summary = {**leave_one_out_summary(name, runs, cfg), "as_published": published}
             if args.learned_confidence:
-                summary["learned_confidence"] = _confidence_folds(runs, cfg)
+                summary["learned_confidence"] = _confidence_folds(runs, cfg, args.confidence_target)
         else:
             summary = published
         plot_data = runs
@@ -403,7 +409,9 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
     return summary, plot_data
 
 
-def _confidence_folds(runs: Sequence[tuple[ClipRun, ReferencePpg]], cfg: HeartRateConfig) -> dict[str, Any]:
+def _confidence_folds(
+    runs: Sequence[tuple[ClipRun, ReferencePpg]], cfg: HeartRateConfig, target: Literal["frames", "published"]
+) -> dict[str, Any]:
     try:
         import torch
     except ImportError as exc:
@@ -412,7 +420,7 @@ def _confidence_folds(runs: Sequence[tuple[ClipRun, ReferencePpg]], cfg: HeartRa
 
     torch.set_num_threads(1)  # the models are tiny: more threads only contend
     try:
-        return confidence_leave_one_out(runs, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+        return confidence_leave_one_out(runs, cfg, target=target, log=lambda m: print(m, file=sys.stderr, flush=True))
     except ValueError as exc:
         raise ConfigError(f"--learned-confidence: {exc}") from exc
 

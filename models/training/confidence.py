@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -86,6 +87,9 @@ class ConfidenceTrainConfig:
         window_s, step_s, tracker: the heart-rate estimator the model will serve (published windows).
         train_step_s: spacing of training windows within a stretch.
         max_mae_bpm: the threshold rule's MAE budget for unflagged windows.
+        target: what the loss blends: ``frames``, each STFT frame's own rate (the paper's); or
+            ``published``, each window's published rate (the tracker's, what the flag is about) for
+            all its frames, trained on the published windows only.
     """
 
     width: int = 16
@@ -100,6 +104,7 @@ class ConfidenceTrainConfig:
     tracker: TrackerSettings | None = DEFAULT_TRACKER
     train_step_s: float = 0.5
     max_mae_bpm: float = 2.0
+    target: Literal["frames", "published"] = "frames"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,11 @@ class ClipWindows:
     name: str
     train: TrainingWindows
     published: PublishedWindows
+
+    def published_as_training(self) -> TrainingWindows:
+        """The published windows, every frame carrying the window's published rate (``target="published"``)."""
+        p = self.published
+        return TrainingWindows(p.features, np.repeat(p.bpm[:, None], p.features.shape[2], axis=1), p.reference_bpm)
 
 
 def clip_windows(pulse: LabelledPulse, cfg: ConfidenceTrainConfig) -> ClipWindows:
@@ -330,7 +340,7 @@ def fit_confidence(
     if len(clips) < 2:
         raise ValueError(f"need at least 2 labelled clips to choose a threshold, got {len(clips)}")
     t0 = time.perf_counter()
-    train = [c.train for c in clips]
+    train = [c.train if cfg.target == "frames" else c.published_as_training() for c in clips]
     crossed: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
     for j, clip in enumerate(clips):
         inner = train_confidence_net([w for i, w in enumerate(train) if i != j], cfg)
