@@ -142,6 +142,7 @@ def test_choose_threshold_keeps_the_most_windows_within_the_budget() -> None:
     assert choose_threshold(conf, err, 2.0) == pytest.approx(0.6)
     assert choose_threshold(conf, err, 100.0) == 0.0
     assert choose_threshold(conf, err, 0.5) > 0.9  # nothing fits: everything is flagged
+    assert choose_threshold(np.array([1.0, 1.0]), np.array([5.0, 3.0]), 2.0) == 1.0  # a valid threshold still
 
 
 def _windows(seed: int) -> TrainingWindows:

@@ -291,20 +291,21 @@ def choose_threshold(
 ) -> float:
     """The lowest threshold whose windows at or above it have MAE ≤ ``max_mae_bpm`` (most coverage).
 
-    Returns 0 when every window may be published, and just above the highest confidence when none may.
+    Returns 0 when every window may be published, and just above the highest confidence (at most 1)
+    when none may.
     """
     order = np.argsort(-confidence, kind="stable")
     c, e = confidence[order], abs_error_bpm[order]
     mae = np.cumsum(e) / np.arange(1, len(e) + 1)  # MAE of the k+1 most confident windows
     ok = np.flatnonzero(mae <= max_mae_bpm)
     if len(ok) == 0:
-        return float(np.nextafter(c[0], np.inf)) if len(c) else 1.0
+        return min(1.0, float(np.nextafter(c[0], np.inf))) if len(c) else 1.0
     k = int(ok[-1])
     while k + 1 < len(c) and c[k + 1] == c[k]:  # windows tied at the threshold are all unflagged
         k += 1
     if k == len(c) - 1:
         return 0.0
-    return float(c[k]) if mae[k] <= max_mae_bpm else float(np.nextafter(c[k], np.inf))
+    return float(c[k]) if mae[k] <= max_mae_bpm else min(1.0, float(np.nextafter(c[k], np.inf)))
 
 
 @dataclass(slots=True)
