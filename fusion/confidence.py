@@ -77,7 +77,9 @@ class StftFrames:
         self.bpm = bpm
 
 
-def stft_frames(window: npt.NDArray[np.float64], fs_hz: float, *, nperseg: int = NPERSEG, hop: int = HOP) -> StftFrames:
+def stft_frames(
+    window: npt.NDArray[np.float64], fs_hz: float, *, nperseg: int = NPERSEG, hop: int = HOP, rates: bool = True
+) -> StftFrames:
     """The short-time features and per-frame rates of one pulse window.
 
     Args:
@@ -85,6 +87,7 @@ def stft_frames(window: npt.NDArray[np.float64], fs_hz: float, *, nperseg: int =
         fs_hz: its rate.
         nperseg: STFT segment (``nperseg // 2 + 1`` feature bins).
         hop: samples between frames.
+        rates: also the per-frame rates (training; the runner needs only the features: ``bpm`` is empty).
 
     Raises:
         ValueError: the window is shorter than one segment, not finite, or the hop is not in 1..nperseg.
@@ -107,11 +110,14 @@ def stft_frames(window: npt.NDArray[np.float64], fs_hz: float, *, nperseg: int =
         _, _, z = sps.stft(sps.detrend(x[:, c], type="linear"), **kw)
         mag = np.abs(z)
         features += mag / np.maximum(mag.sum(axis=0, keepdims=True), 1e-12)
+        if not rates:
+            continue
         f_hr, _, zh = sps.stft(band_pass(x[:, c], fs_hz), nfft=NFFT_HR, **kw)
         p = np.abs(zh) ** 2
         p = p / np.maximum(p.sum(axis=0, keepdims=True), 1e-30)  # each channel's frame to unit power
         power_hr = p if power_hr is None else power_hr + p
-    assert power_hr is not None
+    if power_hr is None:
+        return StftFrames((features / x.shape[1]).astype(np.float32), np.zeros(0))
     band = np.flatnonzero((f_hr >= lo) & (f_hr <= hi))
     bpm = np.array([_peak_bpm(f_hr[band], power_hr[band, t]) for t in range(power_hr.shape[1])])
     return StftFrames((features / x.shape[1]).astype(np.float32), bpm)
@@ -225,7 +231,7 @@ class LearnedConfidence:
         Raises:
             ValueError: the window is too short, or the model's output is not one value per frame in [0, 1].
         """
-        frames = stft_frames(window, self.fs_hz, nperseg=self.contract.nperseg, hop=self.contract.hop)
+        frames = stft_frames(window, self.fs_hz, nperseg=self.contract.nperseg, hop=self.contract.hop, rates=False)
         out = self._session.run(None, {self._input_name: frames.features[None]})[0]
         c = np.asarray(out, dtype=np.float64).reshape(-1)
         if c.size != frames.features.shape[1]:
