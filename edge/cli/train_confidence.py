@@ -31,9 +31,10 @@ def add_target(targets: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
     p.add_argument(
         "--target",
-        choices=("frames", "published"),
+        choices=("frames", "published", "correct"),
         default="frames",
-        help="what the loss blends: the STFT frames' own rates (the paper's) or the published rate",
+        help="the loss (see models/training/confidence.py): the STFT frames' rates blended (the paper's), "
+        "the published rate blended, or whether the published rate is right",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")

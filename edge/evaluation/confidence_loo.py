@@ -86,7 +86,7 @@ def confidence_leave_one_out(
     runs: Sequence[tuple[ClipRun, ReferencePpg]],
     cfg: HeartRateConfig,
     *,
-    target: Literal["frames", "published"] = "frames",
+    target: Literal["frames", "published", "correct"] = "frames",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The protocol of the module docstring over ``runs`` (at least 3 clips: 2 to cross-fit on per fold).

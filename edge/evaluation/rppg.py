@@ -372,9 +372,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--confidence-target",
-        choices=("frames", "published"),
+        choices=("frames", "published", "correct"),
         default="frames",
-        help="--learned-confidence: what its loss blends (the frames' own rates, the paper's; or the published rate)",
+        help="--learned-confidence: its loss (see models/training/confidence.py; frames: the paper's)",
     )
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
@@ -410,7 +410,9 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
 
 
 def _confidence_folds(
-    runs: Sequence[tuple[ClipRun, ReferencePpg]], cfg: HeartRateConfig, target: Literal["frames", "published"]
+    runs: Sequence[tuple[ClipRun, ReferencePpg]],
+    cfg: HeartRateConfig,
+    target: Literal["frames", "published", "correct"],
 ) -> dict[str, Any]:
     try:
         import torch

@@ -89,7 +89,9 @@ class ConfidenceTrainConfig:
         max_mae_bpm: the threshold rule's MAE budget for unflagged windows.
         target: what the loss blends: ``frames``, each STFT frame's own rate (the paper's); or
             ``published``, each window's published rate (the tracker's, what the flag is about) for
-            all its frames, trained on the published windows only.
+            all its frames, trained on the published windows only; or ``correct``, not a blend: binary
+            cross-entropy of the window's mean confidence against "its published rate is within
+            ``max_mae_bpm`` of the reference" (published windows only).
     """
 
     width: int = 16
@@ -104,7 +106,7 @@ class ConfidenceTrainConfig:
     tracker: TrackerSettings | None = DEFAULT_TRACKER
     train_step_s: float = 0.5
     max_mae_bpm: float = 2.0
-    target: Literal["frames", "published"] = "frames"
+    target: Literal["frames", "published", "correct"] = "frames"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +268,12 @@ def train_confidence_net(
     for step in range(cfg.steps):
         idx = torch.randint(len(ref), (cfg.groups, cfg.group), generator=gen)
         logits = model.logits(feats[idx.reshape(-1)]).reshape(cfg.groups, cfg.group, -1)
-        loss = _blend_loss(logits, bpm[idx], ref[idx])
+        if cfg.target == "correct":
+            mean_c = torch.sigmoid(logits).mean(dim=2).clamp(1e-6, 1 - 1e-6)
+            right = ((bpm[idx][..., 0] - ref[idx]).abs() <= cfg.max_mae_bpm).float()
+            loss = torch.nn.functional.binary_cross_entropy(mean_c, right)
+        else:
+            loss = _blend_loss(logits, bpm[idx], ref[idx])
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
