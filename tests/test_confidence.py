@@ -159,10 +159,12 @@ def _windows(seed: int) -> TrainingWindows:
     return TrainingWindows(np.array(feats), np.array(bpms), np.array(refs))
 
 
-def test_a_few_training_steps_lower_the_loss_and_trust_clean_windows_more() -> None:
+@pytest.mark.parametrize("target", ["frames", "correct"])
+def test_a_few_training_steps_lower_the_loss_and_trust_clean_windows_more(target: str) -> None:
     torch.set_num_threads(1)
     data = _windows(0)
-    result = train_confidence_net([data], ConfidenceTrainConfig(width=8, steps=80, groups=8, group=4, seed=0))
+    cfg = ConfidenceTrainConfig(width=8, steps=80, groups=8, group=4, seed=0, target=target)  # type: ignore[arg-type]  # a literal
+    result = train_confidence_net([data], cfg)
     assert np.mean(result.losses[-10:]) < 0.6 * np.mean(result.losses[:10])
     test = _windows(1)
     conf = window_confidence(result.model, test.features)
