@@ -18,6 +18,9 @@ coverage (share of the held-out windows published without ``low_confidence``) an
 windows, over all held-out windows of all clips and per clip. A diagnostic rides along: the MAE of the
 paper's learned blend ``Σ c·hr / Σ c`` over each window's STFT frames, to show whether the learned
 confidence should also set the rate (it does not, unless this beats the tracker's rate).
+
+``target`` picks the training loss (``frames``, the paper's, was the protocol's; ``published`` and
+``correct`` were added after its figures were seen, see :class:`ConfidenceTrainConfig`).
 """
 
 from __future__ import annotations

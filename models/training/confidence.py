@@ -10,7 +10,10 @@ Loss (the paper's L1 on the confidence-blended rate): a step draws groups of ``g
 from all training windows, and per group compares the blend ``Σ c·hr / Σ c`` over all frames of its windows
 with the same blend of the windows' reference rates (``Σ c·ref / Σ c``; one window: the paper's loss
 exactly). Blending across windows is what makes a frame's confidence comparable between windows, so
-that a window's mean confidence can be thresholded. AdamW, a fixed seed, CPU.
+that a window's mean confidence can be thresholded. AdamW, a fixed seed, CPU. Two other targets were
+added after this one failed leave-one-out on UBFC (README): ``published`` blends the published rate
+instead of the frames' own, ``correct`` is a classifier of "the published rate is right"; neither did
+better on held-out clips.
 
 Threshold (what ``low_confidence`` means for this model), fixed before any score was looked at: the
 lowest window confidence at which the windows at or above it have a published-rate MAE ≤ ``max_mae_bpm``
