@@ -37,6 +37,7 @@ from edge.config import (
     WebcamConfig,
 )
 from edge.retry import Backoff
+from fusion.confidence import LearnedConfidence
 from fusion.errors import ConfigError
 from fusion.face import FaceDetector
 from fusion.loop import FusionLoop
@@ -44,12 +45,13 @@ from fusion.privacy import Lensing
 from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
 from fusion.pulse_onnx import InferenceSession
 from fusion.pulse_stream import onnx_pulse_estimator
-from fusion.rppg import HeartRatePipeline
+from fusion.rppg import LOW_CONFIDENCE, HeartRatePipeline
 from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
 __all__ = [
     "WEBCAM_FPS_HZ",
     "build_backoff",
+    "build_confidence",
     "build_face_detector",
     "build_fusion",
     "build_heart_rate_pipeline",
@@ -309,16 +311,33 @@ def build_heart_rate_pipeline(
             detector = SkinRegionDetector()
     else:
         lensing = None
+    estimators = build_pulse_estimators(cfg, fs_hz)
+    confidence = build_confidence(cfg.confidence_model, estimators[0].fs_hz) if cfg.confidence_model else None
     return HeartRatePipeline(
         lensing=lensing,
         detector=detector if detector is not None else build_face_detector(cfg),
-        estimators=build_pulse_estimators(cfg, fs_hz),
+        estimators=estimators,
         fs_hz=fs_hz,
         window_s=cfg.window_s,
         step_s=cfg.step_s,
         record_pulse=record_pulse,
         tracker=cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None,
+        confidence=confidence,
+        low_confidence=confidence.threshold if confidence is not None else LOW_CONFIDENCE,
     )
+
+
+def build_confidence(model: Path, fs_hz: float) -> LearnedConfidence:
+    """The learned window confidence of ``model`` for a pulse at ``fs_hz``; the ONNX file is opened here.
+
+    Raises:
+        ConfigError: the file cannot be opened or is not a confidence model for this rate.
+    """
+    session = _open_session(model, "heart_rate.confidence_model")
+    try:
+        return LearnedConfidence(session, fs_hz=fs_hz)
+    except ValueError as exc:
+        raise ConfigError(f"heart_rate.confidence_model: {model}: {exc}") from exc
 
 
 # The onnxruntime versions known to import on a Cortex-A72 (a Raspberry Pi 4): 1.28 and later crash on

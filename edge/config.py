@@ -303,6 +303,11 @@ class HeartRateConfig(Strict):
     model: Path | None = Field(default=None, description="ONNX PPG model: required for onnx, optional for fused")
     face_detector: Path | None = Field(default=None, description="ONNX face detector; unset: OpenCV Haar")
     greyscale: GreyscaleConfig = Field(default_factory=GreyscaleConfig)
+    confidence_model: Path | None = Field(
+        default=None,
+        description="ONNX confidence model (vitaledge train confidence): the published confidence and the "
+        "low_confidence flag come from it; unset: the spectral confidence",
+    )
     window_s: float = Field(default=10.0, ge=4.0, le=60.0)
     step_s: float = Field(default=1.0, gt=0.0, le=10.0)
     tracker: TrackerConfig | None = Field(

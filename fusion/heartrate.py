@@ -17,6 +17,7 @@ import collections
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,7 @@ __all__ = [
     "HeartRate",
     "HeartRateEstimator",
     "SpectralPeak",
+    "WindowConfidence",
     "band_pass",
     "band_spectrum",
     "fused_spectral_peak",
@@ -221,13 +223,22 @@ def fused_spectral_peak(
     return peak_of_spectrum(f_hz, p, max(len(x) for x in segments), fs_hz).bpm
 
 
+class WindowConfidence(Protocol):
+    """A confidence for a whole window (e.g. :class:`fusion.confidence.LearnedConfidence`)."""
+
+    def __call__(self, window: npt.NDArray[np.float64]) -> float:
+        """The confidence in [0, 1] of ``window`` (samples × channels, as the estimator holds it)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class HeartRate:
     """One published heart rate.
 
     Attributes:
         bpm: the published rate: the tracker's (default), or ``c·instant_bpm + (1−c)·median_bpm``.
-        confidence: ``c`` in [0, 1] of the window described.
+        confidence: ``c`` in [0, 1] of the window described: the spectral confidence of the chosen peak,
+            or the learned one when the estimator was given one.
         t_mono: end of the window it describes (ns); with the tracker, ``lag_steps`` steps before the
             newest window.
         instant_bpm: the tracker's rate, or the Hamming-smoothed instantaneous rate (median blend).
@@ -258,6 +269,8 @@ class HeartRateEstimator:
         smooth_s: median blend only: span of the Hamming window over successive estimates.
         channels: pulse signals pushed together.
         tracker: the spectrogram tracker's settings; None: the median blend.
+        confidence: replaces the spectral confidence in the published ``confidence`` (not in the rate:
+            the tracker and the median blend still weigh the spectral one); None: spectral.
     """
 
     def __init__(
@@ -269,12 +282,14 @@ class HeartRateEstimator:
         *,
         channels: int = 1,
         tracker: TrackerSettings | None = None,
+        confidence: WindowConfidence | None = None,
     ) -> None:
         if window_s < 2.0 or step_s <= 0 or smooth_s < 0 or channels < 1:
             raise ValueError("window_s must be ≥ 2 s and step_s > 0, smooth_s ≥ 0, channels ≥ 1")
         self.fs_hz = fs_hz
         self.window_s = window_s
         self.channels = channels
+        self._confidence = confidence
         self._n = round(window_s * fs_hz)
         self._step = max(1, round(step_s * fs_hz))
         self._k_smooth = max(1, round(smooth_s / step_s))
@@ -288,6 +303,7 @@ class HeartRateEstimator:
         self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64]]] = (  # (window end, fused power)
             collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
         )
+        self._learned: collections.deque[float] = collections.deque(maxlen=self._spectra.maxlen)  # per window
         # For view(): the published rates of the last PATH_S (t_mono, bpm, confidence), the newest
         # window's primary pulse and spectrum, and the spectrum the published rate was chosen from.
         self._published: collections.deque[tuple[int, float, float]] = collections.deque(
@@ -305,6 +321,7 @@ class HeartRateEstimator:
         self._recent: list[tuple[float, float]] = []  # (raw bpm, confidence), newest last
         self._result: HeartRate | None = None
         self._spectra.clear()
+        self._learned.clear()
         self._published.clear()
         self._newest = None
         self._chosen = None
@@ -379,28 +396,31 @@ class HeartRateEstimator:
         self._newest = (t_mono, window[:, 0], f_hz, p)
         self._view = None
         median = self._add_to_median(peak.bpm)
+        learned = self._confidence(window) if self._confidence is not None else math.nan
         if self._tracker is None:
-            self._blend(peak, median, t_mono)
+            self._blend(peak, median, t_mono, learned)
             return
         self._spectra.append((t_mono, p))
+        self._learned.append(learned)
         answer = self._tracker.push(p)
         if answer is None:
             return
         end_t, described = self._spectra[-1 - answer.lag_steps]
         chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=snap_to_local_peak(described, answer.bin))
         raw = peak_of_spectrum(f_hz, described, self._n, self.fs_hz)
+        confidence = chosen.confidence if self._confidence is None else self._learned[-1 - answer.lag_steps]
         self._result = HeartRate(
             bpm=chosen.bpm,
-            confidence=chosen.confidence,
+            confidence=confidence,
             t_mono=end_t,
             instant_bpm=chosen.bpm,
             median_bpm=median,
             raw_bpm=raw.bpm,
         )
         self._chosen = (end_t, described)
-        self._published.append((end_t, chosen.bpm, chosen.confidence))
+        self._published.append((end_t, chosen.bpm, confidence))
 
-    def _blend(self, peak: SpectralPeak, median: float, t_mono: int) -> None:
+    def _blend(self, peak: SpectralPeak, median: float, t_mono: int, learned: float) -> None:
         self._recent = [*self._recent, (peak.bpm, peak.confidence)][-self._k_smooth :]
         w = np.hamming(len(self._recent)) if len(self._recent) > 2 else np.ones(len(self._recent))
         values = np.array(self._recent)
@@ -409,9 +429,10 @@ class HeartRateEstimator:
         # won the spectrum does not pull the smoothed rate (inverse-variance-like weighting).
         wc = w * values[:, 1]
         instant = float(wc @ values[:, 0] / wc.sum()) if wc.sum() > 1e-6 else float(w @ values[:, 0] / w.sum())
+        published = conf if math.isnan(learned) else learned
         self._result = HeartRate(
             bpm=conf * instant + (1 - conf) * median,
-            confidence=conf,
+            confidence=published,
             t_mono=t_mono,
             instant_bpm=instant,
             median_bpm=median,
@@ -419,7 +440,7 @@ class HeartRateEstimator:
         )
         if self._newest is not None:
             self._chosen = (t_mono, self._newest[3])
-        self._published.append((t_mono, self._result.bpm, conf))
+        self._published.append((t_mono, self._result.bpm, published))
 
     def _add_to_median(self, bpm: float) -> float:
         lo = BAND_BPM[0]

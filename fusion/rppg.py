@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.face import Box, FaceDetector
-from fusion.heartrate import HeartRate, HeartRateEstimator
+from fusion.heartrate import HeartRate, HeartRateEstimator, WindowConfidence
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.privacy import Lensing
 from fusion.pulse import LumaEstimator, PulseEstimator
@@ -58,6 +58,10 @@ class HeartRatePipeline:
         tracker: the spectrogram tracker's settings; None: the median blend of earlier versions.
         lensing: a privacy lens every frame passes through first (rPPG on lensed video; the detector
             then sees only lensed frames, e.g. a :class:`fusion.skinregion.SkinRegionDetector`).
+        confidence: a learned window confidence (:class:`fusion.confidence.LearnedConfidence`) published
+            instead of the spectral one; None: spectral.
+        low_confidence: the confidence under which a reading is flagged ``low_confidence`` (a learned
+            model brings its own threshold, chosen where it was trained).
     """
 
     def __init__(
@@ -72,6 +76,8 @@ class HeartRatePipeline:
         record_pulse: bool = False,
         tracker: TrackerSettings | None = DEFAULT_TRACKER,
         lensing: Lensing | None = None,
+        confidence: WindowConfidence | None = None,
+        low_confidence: float = LOW_CONFIDENCE,
     ) -> None:
         self.lensing = lensing
         if not fs_hz > 0:
@@ -83,6 +89,8 @@ class HeartRatePipeline:
         self._colour = tuple(estimators)
         self._grey: tuple[PulseEstimator, ...] = (LumaEstimator(estimators[0].fs_hz),)
         self._hr_settings = (window_s, step_s, tracker)
+        self._confidence = confidence
+        self.low_confidence = low_confidence
         self.greyscale = False
         self._use(self._colour)
         self._consumed = 0  # pulse samples already fed to the heart-rate estimator
@@ -102,7 +110,12 @@ class HeartRatePipeline:
         self.estimator = estimators[0]
         self.method = "+".join(e.name for e in estimators)
         self._hr = HeartRateEstimator(
-            self.estimator.fs_hz, window_s=window_s, step_s=step_s, channels=len(estimators), tracker=tracker
+            self.estimator.fs_hz,
+            window_s=window_s,
+            step_s=step_s,
+            channels=len(estimators),
+            tracker=tracker,
+            confidence=self._confidence,
         )
 
     def _set_greyscale(self, greyscale: bool) -> None:
@@ -171,7 +184,7 @@ class HeartRatePipeline:
             return HeartRateReading(
                 bpm=None, confidence=0.0, method=self.method, face_box=self._box, flags=("warming_up", *grey)
             )
-        flags = (("low_confidence",) if hr.confidence < LOW_CONFIDENCE else ()) + grey
+        flags = (("low_confidence",) if hr.confidence < self.low_confidence else ()) + grey
         return HeartRateReading(
             bpm=hr.bpm,
             confidence=hr.confidence,
@@ -179,7 +192,7 @@ class HeartRatePipeline:
             face_box=self._box,
             flags=flags,
             window_end_t_mono=hr.t_mono,
-            pulse_view=self._hr.view(low_confidence_below=LOW_CONFIDENCE),
+            pulse_view=self._hr.view(low_confidence_below=self.low_confidence),
         )
 
     def _face_lost(self) -> None:

@@ -1,4 +1,5 @@
-"""``vitaledge train rppg``: train the pulse model on unlabeled video and export it as ONNX.
+"""``vitaledge train rppg``: train the pulse model on unlabeled video and export it as ONNX
+(``vitaledge train confidence``: :mod:`edge.cli.train_confidence`).
 
 Needs PyTorch (``pip install 'vitaledge[train]'``); the exported model runs with onnxruntime alone
 (``heart_rate.method: onnx``). Personalisation: ``--init`` a general model and train a few minutes on
@@ -14,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from edge.cli import train_confidence
 from fusion.errors import ConfigError
 
 __all__ = ["add_parser"]
@@ -43,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint (NAME.ckpt.pt)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     p.set_defaults(func=run)
+    train_confidence.add_target(targets)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,7 @@ from edge.evaluation.rppg_data import (
 )
 from fusion.errors import ConfigError
 from fusion.face import FullFrameDetector
-from fusion.heartrate import HeartRateEstimator, fused_spectral_peak
+from fusion.heartrate import HeartRateEstimator, WindowConfidence, fused_spectral_peak
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.reference import ReferencePpg, smoothed_reference
 from fusion.rppg import LOW_CONFIDENCE
@@ -95,11 +95,14 @@ CANDIDATE_SETTINGS = (
 )
 
 
-def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> list[Published]:
+def replay(
+    run: ClipRun, setting: HrSetting, window_s: float, step_s: float, *, confidence: WindowConfidence | None = None
+) -> list[Published]:
     """What the pipeline would have published with ``setting``, from the pulse it recorded.
 
     One estimator over the whole clip, reset between tracked stretches as the pipeline resets it (the
-    session median survives); with the default setting this reproduces ``run.published``.
+    session median survives); with the default setting this reproduces ``run.published``. ``confidence``:
+    a learned window confidence published (and flagged on) instead of the spectral one.
     """
     channels = run.segments[0][1].shape[1] if run.segments else 1
     est = HeartRateEstimator(
@@ -109,6 +112,7 @@ def replay(run: ClipRun, setting: HrSetting, window_s: float, step_s: float) -> 
         smooth_s=setting.smooth_s,
         channels=channels,
         tracker=setting.tracker,
+        confidence=confidence,
     )
     out: list[Published] = []
     for k, (times, values) in enumerate(run.segments):
@@ -395,6 +399,18 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--model", type=Path, help="ONNX pulse model (method onnx; fused adds it to POS and CHROM)")
     parser.add_argument("--compare", help="also run these methods on the same clips: pos,chrom,onnx:PATH,fused:PATH")
     parser.add_argument("--folds", choices=("leave-one-out",), help="choose settings on the other clips (ubfc)")
+    parser.add_argument(
+        "--learned-confidence",
+        action="store_true",
+        help="with --folds leave-one-out: train the confidence model on the other clips per fold and compare "
+        "its coverage with the spectral confidence's (needs the [train] extra)",
+    )
+    parser.add_argument(
+        "--confidence-target",
+        choices=("frames", "published", "correct"),
+        default="frames",
+        help="--learned-confidence: its loss (see models/training/confidence.py; frames: the paper's)",
+    )
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write Bland–Altman plots and traces (PNG)")
     parser.add_argument("--max-s", type=float, help="use only the first seconds of each clip")
     parser.add_argument(
@@ -424,11 +440,31 @@ def _evaluate_method(name: str, cfg: HeartRateConfig, args: argparse.Namespace) 
         if args.folds == "leave-one-out":
             # The live figures ride along (same decode): what the default settings published.
             summary = {**leave_one_out_summary(name, runs, cfg), "as_published": published}
+            if args.learned_confidence:
+                summary["learned_confidence"] = _confidence_folds(runs, cfg, args.confidence_target)
         else:
             summary = published
         plot_data = runs
     summary["run_s"] = round(time.perf_counter() - t0, 1)
     return summary, plot_data
+
+
+def _confidence_folds(
+    runs: Sequence[tuple[ClipRun, ReferencePpg]],
+    cfg: HeartRateConfig,
+    target: Literal["frames", "published", "correct"],
+) -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ConfigError("--learned-confidence trains models: pip install 'vitaledge[train]'") from exc
+    from edge.evaluation.confidence_loo import confidence_leave_one_out
+
+    torch.set_num_threads(1)  # the models are tiny: more threads only contend
+    try:
+        return confidence_leave_one_out(runs, cfg, target=target, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        raise ConfigError(f"--learned-confidence: {exc}") from exc
 
 
 def _skin_run(path: Path, cfg: HeartRateConfig, args: argparse.Namespace) -> ClipRun:
@@ -444,6 +480,8 @@ def _skin_run(path: Path, cfg: HeartRateConfig, args: argparse.Namespace) -> Cli
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.learned_confidence and args.folds != "leave-one-out":
+        raise ConfigError("--learned-confidence is scored by --folds leave-one-out (labels of the other clips only)")
     if args.folds and args.dataset == "skin-patches":
         raise ConfigError("--folds applies to windowed UBFC figures; no setting changes a whole-clip estimate")
     try:
@@ -524,6 +562,10 @@ def _print_summary(s: dict[str, Any], dataset: str) -> None:
         print(f"  fold {fold['held_out']}: chose {fold['chosen']} (training MAE {_f(fold['training_mae_bpm'], 0)})")
     if "mean_fold_mae_bpm" in s:
         print(f"leave-one-out: mean over left-out clips {_f(s['mean_fold_mae_bpm'], 0)} bpm")
+    if "learned_confidence" in s:
+        from edge.evaluation.confidence_loo import print_confidence_summary
+
+        print_confidence_summary(s["learned_confidence"])
 
 
 def _check_clip_length(max_s: float | None, cfg: HeartRateConfig) -> None:
