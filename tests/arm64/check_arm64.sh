@@ -32,10 +32,18 @@ tar -C "$REPO" --exclude=.venv --exclude=.git --exclude=.arm64 -cf - . | tar -C 
 for fs in proc sys dev; do mountpoint -q "$ROOT/$fs" || mount --bind "/$fs" "$ROOT/$fs"; done
 trap 'for fs in proc sys dev; do umount "$ROOT/$fs" 2>/dev/null || true; done' EXIT
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# pip in the root trusts what pip here trusts: a network behind a TLS-inspecting proxy signs with its own CA,
+# which this machine's bundle carries and a fresh debootstrap root's does not (Debian's pip reads the system
+# bundle, not PIP_CERT's path, which does not exist in the root).
+cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$ROOT/etc/ssl/certs/ca-certificates.crt"
+unset PIP_CERT PIP_FIND_LINKS PIP_CONSTRAINT  # paths on this machine, not in the root
 
 echo "== install (the README's command) and imports, on arm64"
-chroot "$ROOT" /bin/sh -c "cd /src && rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install -q -e . \
-    && .venv/bin/python -c 'import numpy, scipy, cv2, pydantic_core, aiohttp, cryptography, onnxruntime; \
+# REUSE_VENV=1 keeps the root's venv from an earlier run (only the project's own code is copied in again).
+install="rm -rf .venv && python3 -m venv .venv && .venv/bin/pip install -q -e ."
+[ "${REUSE_VENV:-0}" = 1 ] && [ -x "$ROOT/src/.venv/bin/python" ] && install="true"
+chroot "$ROOT" /bin/sh -c "cd /src && $install \
+    && .venv/bin/python -c 'import numpy, scipy, cv2, pydantic_core, aiohttp, yaml, usb, onnxruntime; \
 print(\"imports ok: onnxruntime\", onnxruntime.__version__, \"cv2\", cv2.__version__)'"
 echo "== demo on arm64 (emulated) and here"
 chroot "$ROOT" /bin/sh -c "cd /src && .venv/bin/vitaledge demo --fast --seconds $SECONDS_RUN --json --overlay-port 0 \
