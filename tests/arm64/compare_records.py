@@ -1,7 +1,8 @@
 """Compare two ``vitaledge demo --records`` files: same records, numbers equal within a tolerance.
 
 Usage: ``python tests/arm64/compare_records.py here.jsonl arm64.jsonl [--tol 1e-6]``; exit 0 when equal.
-Times (``t_wall``, ``t_mono_ns``) differ between runs by design and are left out.
+Times (``t_wall``, ``t_mono_ns``, ``window_end_t_mono_ns``) and the run's ``boot_id`` differ between runs by
+design and are left out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-_SKIP = {"t_wall", "t_mono_ns"}
+_SKIP = {"t_wall", "t_mono_ns", "window_end_t_mono_ns", "boot_id"}
 
 
 def _diff(a: object, b: object, path: str, tol: float, out: list[str]) -> None:
