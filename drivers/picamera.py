@@ -22,12 +22,12 @@ import time
 from types import MappingProxyType
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from drivers.base import QueueSource
 from fusion.errors import SourceUnavailableError, UnavailableReason
+from fusion.greyscale import grey_as_bgr, is_greyscale
 from fusion.samples import VisibleFrame
 
 __all__ = ["PiCameraSource"]
@@ -138,9 +138,9 @@ class PiCameraSource(QueueSource[VisibleFrame]):
             image = (image >> 8).astype(np.uint8)
         if image.ndim == 3 and image.shape[2] == 4:  # XRGB8888 if a tuning forces it: drop the padding
             image = image[:, :, :3]
-        greyscale = image.ndim == 2 or image.shape[2] == 1
-        if greyscale:
-            image = np.asarray(cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+        greyscale = is_greyscale(image)  # a mono sensor, or a NoIR module at night giving equal channels
+        if image.ndim == 2 or image.shape[2] == 1:
+            image = grey_as_bgr(image.reshape(image.shape[:2]))
         image = np.ascontiguousarray(image)
         image.flags.writeable = False
         sensed = isinstance(sensor_ns, int) and 0 <= arrived_ns - sensor_ns < _NS_PER_S
