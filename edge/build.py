@@ -45,7 +45,7 @@ from fusion.privacy import Lensing
 from fusion.pulse import ChromEstimator, PosEstimator, PulseEstimator
 from fusion.pulse_onnx import InferenceSession
 from fusion.pulse_stream import onnx_pulse_estimator
-from fusion.rppg import LOW_CONFIDENCE, HeartRatePipeline
+from fusion.rppg import HeartRatePipeline
 from fusion.thermal import ThermalMeasurer, ThermalPipeline
 
 __all__ = [
@@ -323,7 +323,7 @@ def build_heart_rate_pipeline(
         record_pulse=record_pulse,
         tracker=cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None,
         confidence=confidence,
-        low_confidence=confidence.threshold if confidence is not None else LOW_CONFIDENCE,
+        low_confidence=confidence.threshold if confidence is not None else None,
     )
 
 

@@ -2,8 +2,10 @@
 
 Per window (10 s, every 1 s): linear detrend, Hann taper, zero-pad, periodogram (scipy.signal), peak in
 40–180 bpm refined by parabolic interpolation of the log-power around the peak bin. The instantaneous
-values are smoothed with a Hamming window over the last few steps; confidence ``c`` is the spectral SNR
-turned into [0, 1]; the published rate is ``c·h_inst + (1−c)·h_median`` with the median over the session.
+rate is followed over the windows by a spectrogram tracker (:mod:`fusion.hrtrack`, the default) whose
+confidence is the window's own support for the chosen rate (:func:`peak_support`); or, in the earlier
+median blend, smoothed with a Hamming window over the last few steps, with the spectral SNR turned into
+a confidence ``c`` in [0, 1] and ``c·h_inst + (1−c)·h_median`` published (median over the session).
 
 Why a periodogram and not Welch: a 10 s window holds only 7–30 beats; Welch's shorter segments would
 widen the main lobe (5 s segments: ±24 bpm with a Hann taper) and merge the pulse with motion and
@@ -33,10 +35,12 @@ __all__ = [
     "SpectralPeak",
     "WindowConfidence",
     "band_pass",
+    "band_spectra",
     "band_spectrum",
     "fused_spectral_peak",
     "fused_spectrum",
     "peak_of_spectrum",
+    "peak_support",
     "spectral_peak",
 ]
 
@@ -161,6 +165,21 @@ def spectral_peak(x: npt.NDArray[np.float64], fs_hz: float, band_bpm: tuple[floa
     return peak_of_spectrum(f_hz, p, len(x), fs_hz)
 
 
+def band_spectra(
+    windows: list[npt.NDArray[np.float64]], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM
+) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]:
+    """:func:`band_spectrum` of several windows on one grid (the longest window's).
+
+    Raises:
+        ValueError: no window, or a window shorter than 2 s.
+    """
+    if not windows:
+        raise ValueError("no window to fuse")
+    nfft = max(len(w) for w in windows)
+    spectra = [band_spectrum(w, fs_hz, band_bpm, nfft=nfft) for w in windows]
+    return spectra[0][0], [p for _, p in spectra]
+
+
 def fused_spectrum(
     windows: list[npt.NDArray[np.float64]], fs_hz: float, band_bpm: tuple[float, float] = BAND_BPM
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -174,19 +193,38 @@ def fused_spectrum(
     Raises:
         ValueError: no window, or a window shorter than 2 s.
     """
-    if not windows:
-        raise ValueError("no window to fuse")
-    nfft = max(len(w) for w in windows)
-    spectra = [band_spectrum(w, fs_hz, band_bpm, nfft=nfft) for w in windows]
-    f_hz = spectra[0][0]
+    f_hz, spectra = band_spectra(windows, fs_hz, band_bpm)
+    return f_hz, _fuse(spectra)
+
+
+def _fuse(spectra: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
     if len(spectra) == 1:
-        return f_hz, spectra[0][1]
-    total = np.zeros_like(f_hz)
-    for _, p in spectra:
+        return spectra[0]
+    total = np.zeros_like(spectra[0])
+    for p in spectra:
         power = float(p.sum())
         if power > 0 and np.all(np.isfinite(p)):
             total += p / power
-    return f_hz, total
+    return total
+
+
+def peak_support(fused: npt.NDArray[np.float64], channels: Sequence[npt.NDArray[np.float64]], k: int) -> float:
+    """How much the window itself backs bin ``k`` (the tracker's choice), in [0, 1]: the power at ``k``
+    as a share of the tallest bin, in the fused spectrum times in the least convinced estimator's own.
+
+    1 when the window's tallest peak and every estimator's are at the published rate; small when the
+    tracker carried the rate through a window whose evidence points elsewhere, or when the estimators
+    disagree. Why not the spectral share of :func:`peak_of_spectrum`: on compressed webcam video a
+    10 s window's pulse peak holds no more of the band's power than the tallest peak of white noise,
+    so that share flags most correct windows; the pulse is found by its persistence over windows (the
+    tracker), and what is left to judge is whether this window agrees.
+    """
+
+    def share(p: npt.NDArray[np.float64]) -> float:
+        top = float(p.max()) if len(p) else 0.0
+        return float(p[k]) / top if top > 0 and math.isfinite(top) else 0.0
+
+    return share(fused) * min((share(p) for p in channels), default=0.0)
 
 
 def fused_spectral_peak(
@@ -237,8 +275,9 @@ class HeartRate:
 
     Attributes:
         bpm: the published rate: the tracker's (default), or ``c·instant_bpm + (1−c)·median_bpm``.
-        confidence: ``c`` in [0, 1] of the window described: the spectral confidence of the chosen peak,
-            or the learned one when the estimator was given one.
+        confidence: ``c`` in [0, 1] of the window described: with the tracker, how much the window backs
+            the chosen rate (:func:`peak_support`); with the median blend, the spectral confidence of
+            its peak; the learned one when the estimator was given one.
         t_mono: end of the window it describes (ns); with the tracker, ``lag_steps`` steps before the
             newest window.
         instant_bpm: the tracker's rate, or the Hamming-smoothed instantaneous rate (median blend).
@@ -300,7 +339,8 @@ class HeartRateEstimator:
         if tracker is not None:
             f_hz, _ = band_spectrum(np.zeros(self._n), fs_hz)
             self._tracker = SpectrumTracker(f_hz * 60.0, sigma_bpm=tracker.sigma_bpm, lag_steps=tracker.lag_steps)
-        self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64]]] = (  # (window end, fused power)
+        # (window end, fused power, each channel's power)
+        self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]] = (
             collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
         )
         self._learned: collections.deque[float] = collections.deque(maxlen=self._spectra.maxlen)  # per window
@@ -368,7 +408,7 @@ class HeartRateEstimator:
             bins = self._tracker.path()[1:]  # after the published window's
             windows = list(self._spectra)[len(self._spectra) - len(bins) :]
             ahead = [
-                (t, float(f_hz[snap_to_local_peak(q, k)] * 60.0)) for (t, q), k in zip(windows, bins, strict=True)
+                (t, float(f_hz[snap_to_local_peak(q, k)] * 60.0)) for (t, q, _), k in zip(windows, bins, strict=True)
             ]
         view = make_pulse_view(
             t_mono=t_mono,
@@ -389,7 +429,8 @@ class HeartRateEstimator:
 
     def _estimate(self, t_mono: int) -> None:
         window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
-        f_hz, p = fused_spectrum([window[:, c] for c in range(self.channels)], self.fs_hz)
+        f_hz, channel_spectra = band_spectra([window[:, c] for c in range(self.channels)], self.fs_hz)
+        p = _fuse(channel_spectra)
         peak = peak_of_spectrum(f_hz, p, self._n, self.fs_hz)
         if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
             return
@@ -400,15 +441,20 @@ class HeartRateEstimator:
         if self._tracker is None:
             self._blend(peak, median, t_mono, learned)
             return
-        self._spectra.append((t_mono, p))
+        self._spectra.append((t_mono, p, channel_spectra))
         self._learned.append(learned)
         answer = self._tracker.push(p)
         if answer is None:
             return
-        end_t, described = self._spectra[-1 - answer.lag_steps]
-        chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=snap_to_local_peak(described, answer.bin))
+        end_t, described, described_channels = self._spectra[-1 - answer.lag_steps]
+        k = snap_to_local_peak(described, answer.bin)
+        chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=k)
         raw = peak_of_spectrum(f_hz, described, self._n, self.fs_hz)
-        confidence = chosen.confidence if self._confidence is None else self._learned[-1 - answer.lag_steps]
+        confidence = (
+            peak_support(described, described_channels, k)
+            if self._confidence is None
+            else self._learned[-1 - answer.lag_steps]
+        )
         self._result = HeartRate(
             bpm=chosen.bpm,
             confidence=confidence,

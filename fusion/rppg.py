@@ -27,15 +27,34 @@ from fusion.pulse import LumaEstimator, PulseEstimator
 from fusion.tracking import FaceTracker
 from fusion.vitals import HeartRateReading
 
-__all__ = ["DETECT_INTERVAL_S", "GREYSCALE_FLAG", "LOW_CONFIDENCE", "HeartRatePipeline"]
+__all__ = [
+    "DETECT_INTERVAL_S",
+    "GREYSCALE_FLAG",
+    "LOW_CONFIDENCE",
+    "LOW_SUPPORT",
+    "HeartRatePipeline",
+    "low_confidence_threshold",
+]
 
 _NS_PER_S = 1_000_000_000
 # Detector every ~0.2 s: a seated head rarely moves an eighth of the face width (the buffer's margin)
 # faster than that, and the detector is the most expensive step per frame.
 DETECT_INTERVAL_S = 0.2
-# Below this confidence the window's spectrum is close to what noise would give: flagged so that
-# consumers can tell a measured rate from a guess.
+# Below this spectral confidence (the median blend's) the window's spectrum is close to what noise
+# would give: flagged so that consumers can tell a measured rate from a guess.
 LOW_CONFIDENCE = 0.25
+# Below this support (the tracker's confidence, fusion.heartrate.peak_support) the window does not back
+# the published rate. The lowest support at which the published windows of the seven UBFC clips, POS
+# and CHROM fused, have an MAE ≤ 2 bpm (edge.evaluation.rppg's rule; 0.88 there, leave-one-out in
+# the README).
+LOW_SUPPORT = 0.88
+
+
+def low_confidence_threshold(tracker: TrackerSettings | None) -> float:
+    """The flag threshold of the confidence the heart-rate estimator publishes without a learned one."""
+    return LOW_SUPPORT if tracker is not None else LOW_CONFIDENCE
+
+
 # On readings whose rate came from intensity alone (greyscale frames): no chrominance, weaker signal.
 GREYSCALE_FLAG = "greyscale"
 
@@ -61,7 +80,8 @@ class HeartRatePipeline:
         confidence: a learned window confidence (:class:`fusion.confidence.LearnedConfidence`) published
             instead of the spectral one; None: spectral.
         low_confidence: the confidence under which a reading is flagged ``low_confidence`` (a learned
-            model brings its own threshold, chosen where it was trained).
+            model brings its own threshold, chosen where it was trained); None: that of the confidence
+            the estimator publishes (:func:`low_confidence_threshold`).
     """
 
     def __init__(
@@ -77,7 +97,7 @@ class HeartRatePipeline:
         tracker: TrackerSettings | None = DEFAULT_TRACKER,
         lensing: Lensing | None = None,
         confidence: WindowConfidence | None = None,
-        low_confidence: float = LOW_CONFIDENCE,
+        low_confidence: float | None = None,
     ) -> None:
         self.lensing = lensing
         if not fs_hz > 0:
@@ -90,7 +110,7 @@ class HeartRatePipeline:
         self._grey: tuple[PulseEstimator, ...] = (LumaEstimator(estimators[0].fs_hz),)
         self._hr_settings = (window_s, step_s, tracker)
         self._confidence = confidence
-        self.low_confidence = low_confidence
+        self.low_confidence = low_confidence if low_confidence is not None else low_confidence_threshold(tracker)
         self.greyscale = False
         self._use(self._colour)
         self._consumed = 0  # pulse samples already fed to the heart-rate estimator

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,16 @@ import torch
 
 from edge.build import build_heart_rate_pipeline
 from edge.config import HeartRateConfig
+from edge.evaluation.folds import flag_threshold
 from fusion.confidence import HOP, NPERSEG, LearnedConfidence, stft_frames
 from fusion.errors import ConfigError
 from fusion.heartrate import HeartRateEstimator
 from fusion.hrtrack import DEFAULT_TRACKER
+from fusion.rppg import LOW_CONFIDENCE, LOW_SUPPORT
 from models.confidence_net import ConfidenceNet
 from models.training.confidence import (
     ConfidenceTrainConfig,
     TrainingWindows,
-    choose_threshold,
     train_confidence_net,
     window_confidence,
 )
@@ -139,10 +139,10 @@ def test_choose_threshold_keeps_the_most_windows_within_the_budget() -> None:
     conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     err = np.array([1.0, 1.0, 4.0, 0.0, 20.0])
     # MAE of the top k: 1, 1, 2, 1.5, 5.2 → the top four fit a 2 bpm budget.
-    assert choose_threshold(conf, err, 2.0) == pytest.approx(0.6)
-    assert choose_threshold(conf, err, 100.0) == 0.0
-    assert choose_threshold(conf, err, 0.5) > 0.9  # nothing fits: everything is flagged
-    assert choose_threshold(np.array([1.0, 1.0]), np.array([5.0, 3.0]), 2.0) == 1.0  # a valid threshold still
+    assert flag_threshold(conf, err, 2.0) == pytest.approx(0.6)
+    assert flag_threshold(conf, err, 100.0) == 0.0
+    assert flag_threshold(conf, err, 0.5) > 0.9  # nothing fits: everything is flagged
+    assert flag_threshold(np.array([1.0, 1.0]), np.array([5.0, 3.0]), 2.0) == 1.0  # a valid threshold still
 
 
 def _windows(seed: int) -> TrainingWindows:
@@ -189,7 +189,9 @@ def test_config_brings_the_model_and_its_threshold_to_the_pipeline(tiny_model: t
     pipeline = build_heart_rate_pipeline(HeartRateConfig(method="pos", confidence_model=tiny_model[1]), FS_HZ)
     assert pipeline.low_confidence == pytest.approx(0.4)
     default = build_heart_rate_pipeline(HeartRateConfig(method="pos"), FS_HZ)
-    assert default.low_confidence == 0.25 and not math.isnan(default.low_confidence)
+    assert default.low_confidence == LOW_SUPPORT  # the tracker's support, with its own threshold
+    blend = build_heart_rate_pipeline(HeartRateConfig(method="pos", tracker=None), FS_HZ)
+    assert blend.low_confidence == LOW_CONFIDENCE  # the median blend's spectral confidence
 
 
 def test_config_refuses_a_missing_file_or_a_model_that_is_not_a_confidence_model(

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fusion.heartrate import HeartRate, HeartRateEstimator, spectral_peak
+from fusion.heartrate import HeartRate, HeartRateEstimator, peak_support, spectral_peak
 
 FS_HZ = 30.0
 
@@ -129,3 +129,20 @@ def test_a_chosen_bin_with_no_power_near_it_is_no_signal_not_a_crash() -> None:
     peak = peak_of_spectrum(f_hz, p, n=300, fs_hz=30.0, k=3)
     assert peak.confidence == 0.0 and peak.snr_db == -math.inf
     assert peak.bpm == pytest.approx(f_hz[3] * 60, abs=0.5)
+
+
+def test_peak_support_is_one_when_every_spectrum_peaks_at_the_chosen_bin() -> None:
+    a = np.array([0.1, 0.2, 1.0, 0.3])
+    b = np.array([0.0, 0.5, 2.0, 0.1])
+    fused = a / a.sum() + b / b.sum()
+    assert peak_support(fused, [a, b], 2) == pytest.approx(1.0)
+
+
+def test_peak_support_falls_with_the_least_convinced_estimator_and_an_overridden_window() -> None:
+    agrees = np.array([0.1, 0.2, 1.0, 0.3])
+    elsewhere = np.array([0.1, 2.0, 0.5, 0.1])  # this estimator's tallest peak is at bin 1
+    fused = agrees / agrees.sum() + elsewhere / elsewhere.sum()
+    support = peak_support(fused, [agrees, elsewhere], 2)
+    assert support == pytest.approx(fused[2] / fused.max() * 0.25)
+    assert support < peak_support(fused, [agrees, agrees], 2) < 1.0  # the fused spectrum's doubt alone
+    assert peak_support(np.zeros(4), [np.zeros(4)], 1) == 0.0  # no power: no support

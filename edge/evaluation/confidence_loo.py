@@ -1,5 +1,5 @@
 """Leave-one-out evaluation of the learned confidence (``vitaledge eval rppg --folds leave-one-out
---learned-confidence``), beside the spectral confidence under the same protocol.
+--learned-confidence``), beside the estimator's own confidence under the same protocol.
 
 Protocol, written down before any fold was scored. For each clip (held out) of the UBFC set:
 
@@ -9,9 +9,10 @@ Protocol, written down before any fold was scored. For each clip (held out) of t
    bpm). The model is exported to ONNX and opened with onnxruntime exactly as ``heart_rate.confidence_model``
    is; the held-out clip's pulse is replayed through the heart-rate estimator with it, and each published
    window is flagged when its learned confidence is under the fold's threshold.
-2. **spectral, threshold by the same rule**: the spectral confidence, its threshold chosen by the same
-   rule on the other clips' published windows.
-3. **spectral as shipped**: the spectral confidence with the fixed ``LOW_CONFIDENCE`` (0.25).
+2. **own, threshold by the same rule**: the confidence the estimator publishes without a model (the
+   spectral confidence when this protocol was written; the tracker's support since), its threshold
+   chosen by the same rule on the other clips' published windows.
+3. **own as shipped**: that confidence with its fixed threshold (``fusion.rppg.low_confidence_threshold``).
 
 The published rate is the same in all three (the default tracker; the confidence only flags). Figures:
 coverage (share of the held-out windows published without ``low_confidence``) and the MAE of those
@@ -38,7 +39,7 @@ import numpy.typing as npt
 from edge.config import HeartRateConfig
 from edge.evaluation.rppg_data import ClipRun
 from fusion.reference import ReferencePpg
-from fusion.rppg import LOW_CONFIDENCE
+from fusion.rppg import low_confidence_threshold
 
 __all__ = ["ArmResult", "confidence_leave_one_out", "labelled_pulse", "print_confidence_summary"]
 
@@ -99,11 +100,11 @@ def confidence_leave_one_out(
     """
     import onnxruntime as ort
 
+    from edge.evaluation.folds import flag_threshold
     from edge.evaluation.rppg import HrSetting, replay
     from fusion.confidence import LearnedConfidence
     from models.training.confidence import (
         ConfidenceTrainConfig,
-        choose_threshold,
         clip_windows,
         fit_confidence,
         window_confidence,
@@ -115,7 +116,8 @@ def confidence_leave_one_out(
     tracker = cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None
     train_cfg = ConfidenceTrainConfig(window_s=cfg.window_s, step_s=cfg.step_s, tracker=tracker, target=target)
     windows = [clip_windows(labelled_pulse(run, ref), train_cfg) for run, ref in runs]
-    arms = {k: ArmResult(k) for k in ("learned", "spectral_same_rule", "spectral_as_shipped")}
+    arms = {k: ArmResult(k) for k in ("learned", "own_same_rule", "own_as_shipped")}
+    shipped = low_confidence_threshold(tracker)
     blend_err: list[float] = []
     seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="vitaledge-conf-") as tmp:
@@ -134,16 +136,16 @@ def confidence_leave_one_out(
             arms["learned"].clips[run.name] = (err, flagged)
             arms["learned"].thresholds[run.name] = fit.threshold
             pw = windows[h].published
-            spectral_t = choose_threshold(
-                np.concatenate([w.published.spectral for w in others]),
+            own_t = flag_threshold(
+                np.concatenate([w.published.own for w in others]),
                 np.concatenate([np.abs(w.published.bpm - w.published.reference_bpm) for w in others]),
                 train_cfg.max_mae_bpm,
             )
             abs_err = np.abs(pw.bpm - pw.reference_bpm)
-            arms["spectral_same_rule"].clips[run.name] = (abs_err, pw.spectral < spectral_t)
-            arms["spectral_same_rule"].thresholds[run.name] = spectral_t
-            arms["spectral_as_shipped"].clips[run.name] = (abs_err, pw.spectral < LOW_CONFIDENCE)
-            arms["spectral_as_shipped"].thresholds[run.name] = LOW_CONFIDENCE
+            arms["own_same_rule"].clips[run.name] = (abs_err, pw.own < own_t)
+            arms["own_same_rule"].thresholds[run.name] = own_t
+            arms["own_as_shipped"].clips[run.name] = (abs_err, pw.own < shipped)
+            arms["own_as_shipped"].thresholds[run.name] = shipped
             c = _frame_confidence(fit.model, pw.features)
             blend = (c * pw.frame_bpm).sum(axis=1) / c.sum(axis=1)
             blend_err.extend(np.abs(blend - pw.reference_bpm).tolist())
@@ -151,7 +153,7 @@ def confidence_leave_one_out(
                 mean_c = window_confidence(fit.model, pw.features)
                 log(
                     f"fold {h + 1}/{len(runs)} {run.name}: threshold {fit.threshold:.3f} "
-                    f"(spectral {spectral_t:.3f}), {len(mean_c)} windows"
+                    f"(own {own_t:.3f}), {len(mean_c)} windows"
                 )
     published_err = np.concatenate([e for e, _ in arms["learned"].clips.values()])
     return {

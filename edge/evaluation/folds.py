@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Fold", "leave_one_out"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Fold", "flag_threshold", "leave_one_out"]
 
 S = TypeVar("S")
 
@@ -62,3 +65,26 @@ def leave_one_out(n_items: int, candidates: Sequence[S], loss: Callable[[Sequenc
                 best, best_loss = c, value
         folds.append(Fold(held_out=held_out, training=training, chosen=best, training_loss=best_loss))
     return folds
+
+
+def flag_threshold(
+    confidence: npt.NDArray[np.float64], abs_error_bpm: npt.NDArray[np.float64], max_mae_bpm: float
+) -> float:
+    """The lowest confidence threshold whose windows at or above it have MAE ≤ ``max_mae_bpm`` (the most
+    windows published unflagged within that error); chosen on training clips only.
+
+    Returns 0 when every window may be published, and just above the highest confidence (at most 1)
+    when none may.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    c, e = confidence[order], abs_error_bpm[order]
+    mae = np.cumsum(e) / np.arange(1, len(e) + 1)  # MAE of the k+1 most confident windows
+    ok = np.flatnonzero(mae <= max_mae_bpm)
+    if len(ok) == 0:
+        return min(1.0, float(np.nextafter(c[0], np.inf))) if len(c) else 1.0
+    k = int(ok[-1])
+    while k + 1 < len(c) and c[k + 1] == c[k]:  # windows tied at the threshold are all unflagged
+        k += 1
+    if k == len(c) - 1:
+        return 0.0
+    return float(c[k]) if mae[k] <= max_mae_bpm else min(1.0, float(np.nextafter(c[k], np.inf)))

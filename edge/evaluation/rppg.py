@@ -15,6 +15,7 @@ on the other clips for each clip (:mod:`edge.evaluation.folds`), replaying the c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -29,7 +30,7 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from edge.config import HeartRateConfig
-from edge.evaluation.folds import leave_one_out
+from edge.evaluation.folds import flag_threshold, leave_one_out
 from edge.evaluation.rppg_data import (
     ClipRun,
     EvalDataError,
@@ -43,7 +44,7 @@ from fusion.face import FullFrameDetector
 from fusion.heartrate import HeartRateEstimator, WindowConfidence, fused_spectral_peak
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
 from fusion.reference import ReferencePpg, smoothed_reference
-from fusion.rppg import LOW_CONFIDENCE
+from fusion.rppg import low_confidence_threshold
 
 __all__ = [
     "CANDIDATE_SETTINGS",
@@ -70,12 +71,17 @@ class HrSetting:
     Attributes:
         tracker: the spectrogram tracker's settings; None: the median blend.
         smooth_s: median blend only: Hamming smoothing span.
-        low_confidence: confidence below which a reading is flagged.
+        low_confidence: confidence below which a reading is flagged; None: the shipped threshold of the
+            confidence published (:func:`fusion.rppg.low_confidence_threshold`).
     """
 
     tracker: TrackerSettings | None = DEFAULT_TRACKER
     smooth_s: float = 5.0
-    low_confidence: float = LOW_CONFIDENCE
+    low_confidence: float | None = None
+
+    @property
+    def flag_below(self) -> float:
+        return self.low_confidence if self.low_confidence is not None else low_confidence_threshold(self.tracker)
 
     @property
     def name(self) -> str:
@@ -84,11 +90,15 @@ class HrSetting:
             if self.tracker is not None
             else f"median blend, smooth {self.smooth_s:g} s"
         )
-        return f"{how}, flag < {self.low_confidence:g}"
+        return f"{how}, flag < {self.flag_below:g}"
 
 
 # Written down before any fold was scored: the tracker's step σ (a resting heart, a changing one, a
 # loose one) × look-ahead (causal, 3 s, 6 s), and the median blend of earlier versions as one more.
+# The flag threshold a fold chooses on its training clips: the aim of the heart-rate issue, most
+# windows published unflagged within 2 bpm.
+FLAG_MAX_MAE_BPM = 2.0
+
 CANDIDATE_SETTINGS = (
     *(HrSetting(TrackerSettings(sigma, lag)) for sigma in (3.0, 6.0, 10.0) for lag in (0, 3, 6)),
     HrSetting(None, smooth_s=5.0),
@@ -124,7 +134,7 @@ def replay(
             hr = est.result()
             if hr is not None and hr.t_mono != last:
                 last = hr.t_mono
-                flagged = hr.confidence < setting.low_confidence
+                flagged = hr.confidence < setting.flag_below
                 out.append(Published(hr.t_mono / _NS_PER_S, hr.bpm, hr.raw_bpm, hr.confidence, flagged))
     return out
 
@@ -139,6 +149,7 @@ class ClipResult:
     smoothed_references_bpm: list[float] = field(default_factory=list)
     raw_bpm: list[float] = field(default_factory=list)  # each window's own spectral peak, before smoothing
     flagged: list[bool] = field(default_factory=list)  # the reading was published as low_confidence
+    confidence: list[float] = field(default_factory=list)  # the confidence it was published with
     end_s: list[float] = field(default_factory=list)  # each window's end
     missing_windows: int = 0  # reference windows with no published estimate (face lost)
     whole_clip_bpm: float = math.nan
@@ -181,6 +192,7 @@ def score_clip(run: ClipRun, published: Sequence[Published], ref: ReferencePpg, 
         result.references_bpm.append(reference)
         result.raw_bpm.append(p.raw_bpm)
         result.flagged.append(p.flagged)
+        result.confidence.append(p.confidence)
         result.end_s.append(p.end_s)
         result.smoothed_references_bpm.append(float(smoothed[int(np.argmin(np.abs(smoothed[:, 0] - p.end_s))), 1]))
     expected = max(0, int((run.video_s - cfg.window_s - 3.0) / cfg.step_s))  # ~3 s POS/CHROM start-up
@@ -281,8 +293,9 @@ def leave_one_out_summary(
     candidates: Sequence[HrSetting] = CANDIDATE_SETTINGS,
 ) -> dict[str, Any]:
     """Leave-one-out over clips: each clip scored with the setting chosen (lowest windowed MAE) on the
-    others. The report is ``summarise`` over the left-out clips' results, ``mean_fold_mae_bpm`` (the
-    mean of the left-out clips' MAE) and each fold's choice."""
+    others, and flagged by the threshold chosen there too (:func:`_fold_flag_threshold`). The report
+    is ``summarise`` over the left-out clips' results, ``mean_fold_mae_bpm`` (the mean of the left-out
+    clips' MAE) and each fold's choices."""
     cache: dict[tuple[int, HrSetting], ClipResult] = {}
 
     def scored(i: int, s: HrSetting) -> ClipResult:
@@ -299,17 +312,36 @@ def leave_one_out_summary(
         return math.nan if mae is None else mae
 
     folds = leave_one_out(len(runs), candidates, loss)
-    held_out = [scored(f.held_out, f.chosen) for f in folds]
+    thresholds = [_fold_flag_threshold([scored(i, f.chosen) for i in f.training]) for f in folds]
+    held_out = [_flagged_below(scored(f.held_out, f.chosen), t) for f, t in zip(folds, thresholds, strict=True)]
     maes = [m for c in held_out if (m := c.summary()["mae_bpm"]) is not None]
     return {
         **summarise(method, held_out),
         "protocol": "leave-one-out",
         "mean_fold_mae_bpm": _r(float(np.mean(maes))) if maes else None,
         "folds": [
-            {"held_out": runs[f.held_out][0].name, "chosen": f.chosen.name, "training_mae_bpm": _r(f.training_loss)}
-            for f in folds
+            {
+                "held_out": runs[f.held_out][0].name,
+                "chosen": f.chosen.name,
+                "training_mae_bpm": _r(f.training_loss),
+                "flag_threshold": _r(t),
+            }
+            for f, t in zip(folds, thresholds, strict=True)
         ],
     }
+
+
+def _fold_flag_threshold(training: Sequence[ClipResult]) -> float:
+    """The flag threshold chosen on a fold's training clips: the most windows unflagged within
+    ``FLAG_MAX_MAE_BPM`` (:func:`edge.evaluation.folds.flag_threshold`)."""
+    conf = np.array([c for r in training for c in r.confidence], dtype=np.float64)
+    err = np.concatenate([np.abs(r.errors()) for r in training]) if training else np.zeros(0)
+    return flag_threshold(conf, err, FLAG_MAX_MAE_BPM)
+
+
+def _flagged_below(result: ClipResult, threshold: float) -> ClipResult:
+    """``result`` with its windows flagged by ``threshold`` instead of the shipped one."""
+    return dataclasses.replace(result, flagged=[c < threshold for c in result.confidence])
 
 
 def _published_median(clips: Sequence[ClipRun]) -> float:
@@ -403,7 +435,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "--learned-confidence",
         action="store_true",
         help="with --folds leave-one-out: train the confidence model on the other clips per fold and compare "
-        "its coverage with the spectral confidence's (needs the [train] extra)",
+        "its coverage with the estimator's own confidence's (needs the [train] extra)",
     )
     parser.add_argument(
         "--confidence-target",

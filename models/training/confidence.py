@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from edge.evaluation.folds import flag_threshold
 from fusion.confidence import HOP, NPERSEG, StftFrames, stft_frames
 from fusion.heartrate import HeartRateEstimator
 from fusion.hrtrack import DEFAULT_TRACKER, TrackerSettings
@@ -48,7 +49,6 @@ __all__ = [
     "LabelledPulse",
     "PublishedWindows",
     "TrainingWindows",
-    "choose_threshold",
     "clip_windows",
     "fit_confidence",
     "published_windows",
@@ -127,7 +127,8 @@ class PublishedWindows:
 
     Attributes:
         end_s: each window's end (s).
-        bpm: the published rate; reference_bpm: the PPG's; spectral: the spectral confidence.
+        bpm: the published rate; reference_bpm: the PPG's; own: the estimator's own confidence (the
+            tracker's support, or the median blend's spectral confidence).
         features: the windows' STFT features (N × bins × T), for any model's confidence.
         frame_bpm: the frames' own rates (N × T), for the paper's learned blend.
     """
@@ -135,7 +136,7 @@ class PublishedWindows:
     end_s: npt.NDArray[np.float64]
     bpm: npt.NDArray[np.float64]
     reference_bpm: npt.NDArray[np.float64]
-    spectral: npt.NDArray[np.float64]
+    own: npt.NDArray[np.float64]
     features: npt.NDArray[np.float32]
     frame_bpm: npt.NDArray[np.float64]
 
@@ -296,28 +297,6 @@ def window_confidence(model: ConfidenceNet, features: npt.NDArray[np.float32]) -
         return model(torch.from_numpy(features)).mean(dim=1).double().numpy()  # type: ignore[no-any-return]
 
 
-def choose_threshold(
-    confidence: npt.NDArray[np.float64], abs_error_bpm: npt.NDArray[np.float64], max_mae_bpm: float
-) -> float:
-    """The lowest threshold whose windows at or above it have MAE ≤ ``max_mae_bpm`` (most coverage).
-
-    Returns 0 when every window may be published, and just above the highest confidence (at most 1)
-    when none may.
-    """
-    order = np.argsort(-confidence, kind="stable")
-    c, e = confidence[order], abs_error_bpm[order]
-    mae = np.cumsum(e) / np.arange(1, len(e) + 1)  # MAE of the k+1 most confident windows
-    ok = np.flatnonzero(mae <= max_mae_bpm)
-    if len(ok) == 0:
-        return min(1.0, float(np.nextafter(c[0], np.inf))) if len(c) else 1.0
-    k = int(ok[-1])
-    while k + 1 < len(c) and c[k + 1] == c[k]:  # windows tied at the threshold are all unflagged
-        k += 1
-    if k == len(c) - 1:
-        return 0.0
-    return float(c[k]) if mae[k] <= max_mae_bpm else min(1.0, float(np.nextafter(c[k], np.inf)))
-
-
 @dataclass(slots=True)
 class FitResult:
     """A model trained on all given clips, its threshold and how the threshold was found.
@@ -363,6 +342,6 @@ def fit_confidence(
             log(f"cross-fit {j + 1}/{len(clips)}: {clip.name} scored by a model of the other clips")
     conf = np.concatenate([c for c, _ in crossed.values()])
     err = np.concatenate([e for _, e in crossed.values()])
-    threshold = choose_threshold(conf, err, cfg.max_mae_bpm)
+    threshold = flag_threshold(conf, err, cfg.max_mae_bpm)
     final = train_confidence_net(train, cfg)
     return FitResult(final.model, threshold, final.losses, crossed, time.perf_counter() - t0)
