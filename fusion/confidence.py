@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
-from fusion.heartrate import BAND_BPM, band_pass
+from fusion.heartrate import BAND_BPM, band_pass, refined_peak_hz
 
 __all__ = [
     "FEATURES",
@@ -119,19 +119,11 @@ def stft_frames(
     if power_hr is None:
         return StftFrames((features / x.shape[1]).astype(np.float32), np.zeros(0))
     band = np.flatnonzero((f_hr >= lo) & (f_hr <= hi))
-    bpm = np.array([_peak_bpm(f_hr[band], power_hr[band, t]) for t in range(power_hr.shape[1])])
+    f_band = f_hr[band]
+    bpm = np.array(
+        [60.0 * refined_peak_hz(f_band, q, int(np.argmax(q))) for q in power_hr[band].T], dtype=np.float64
+    )
     return StftFrames((features / x.shape[1]).astype(np.float32), bpm)
-
-
-def _peak_bpm(f_hz: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> float:
-    k = int(np.argmax(p))
-    f = float(f_hz[k])
-    if 0 < k < len(p) - 1:
-        a, b, c = np.log(p[k - 1 : k + 2] + 1e-30)
-        denom = a - 2 * b + c
-        if denom < 0:
-            f += float(0.5 * (a - c) / denom) * float(f_hz[1] - f_hz[0])
-    return f * 60.0
 
 
 class ConfidenceSession(Protocol):

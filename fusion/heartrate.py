@@ -41,6 +41,7 @@ __all__ = [
     "fused_spectrum",
     "peak_of_spectrum",
     "peak_support",
+    "refined_peak_hz",
     "spectral_peak",
 ]
 
@@ -113,6 +114,19 @@ def band_spectrum(
     return f_hz[idx], p[idx]
 
 
+def refined_peak_hz(f_hz: npt.NDArray[np.float64], p: npt.NDArray[np.float64], k: int) -> float:
+    """The frequency of the peak at bin ``k`` of a uniform grid, between bins: the vertex of the parabola
+    through the log-power of ``k`` and its neighbours (a Hann main lobe in dB is close to a parabola,
+    so this is nearly unbiased); the bin itself at the grid's edges or off a local maximum."""
+    f_peak = float(f_hz[k])
+    if 0 < k < len(p) - 1:
+        a, b, c = np.log(p[k - 1 : k + 2] + 1e-30)
+        denom = a - 2 * b + c
+        if denom < 0:
+            f_peak += float(0.5 * (a - c) / denom) * float(f_hz[1] - f_hz[0])
+    return f_peak
+
+
 def peak_of_spectrum(
     f_hz: npt.NDArray[np.float64], p: npt.NDArray[np.float64], n: int, fs_hz: float, k: int | None = None
 ) -> SpectralPeak:
@@ -129,14 +143,7 @@ def peak_of_spectrum(
     if not total > 0 or not np.all(np.isfinite(p)):
         return SpectralPeak(bpm=math.nan, confidence=0.0, snr_db=-math.inf)
     k = int(np.argmax(p)) if k is None else k
-    f_peak = float(f_hz[k])
-    if 0 < k < len(p) - 1:
-        # Quadratic through log-power of the three bins around the maximum (a Hann main lobe in dB
-        # is close to a parabola, so this is nearly unbiased).
-        a, b, c = np.log(p[k - 1 : k + 2] + 1e-30)
-        denom = a - 2 * b + c
-        if denom < 0:
-            f_peak += float(0.5 * (a - c) / denom) * float(f_hz[1] - f_hz[0])
+    f_peak = refined_peak_hz(f_hz, p, k)
     # Main-lobe half width of a Hann-tapered window of n samples: 2 / T.
     half_hz = 2.0 * fs_hz / n
     in_lobe = np.abs(f_hz - f_peak) <= half_hz
