@@ -30,7 +30,6 @@ key                       meaning                                               
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -39,6 +38,7 @@ import numpy.typing as npt
 from scipy import signal as sps
 
 from fusion.heartrate import BAND_BPM, band_pass, refined_peak_hz
+from fusion.onnx_meta import meta_integer, meta_number
 
 __all__ = [
     "FEATURES",
@@ -149,10 +149,10 @@ class ConfidenceContract:
             raise ValueError(f"not a confidence model: metadata lacks {', '.join(missing)}")
         if meta["confidence.features"] != FEATURES:
             raise ValueError(f"confidence.features must be {FEATURES!r}, got {meta['confidence.features']!r}")
-        self.nperseg = _integer(meta, "confidence.nperseg")
-        self.hop = _integer(meta, "confidence.hop")
-        self.fs_hz = _number(meta, "confidence.fs_hz")
-        self.threshold = _number(meta, "confidence.threshold")
+        self.nperseg = meta_integer(meta, "confidence.nperseg")
+        self.hop = meta_integer(meta, "confidence.hop")
+        self.fs_hz = meta_number(meta, "confidence.fs_hz")
+        self.threshold = meta_number(meta, "confidence.threshold")
         if self.nperseg < 8 or not 1 <= self.hop <= self.nperseg or not self.fs_hz > 0:
             raise ValueError(
                 f"confidence.nperseg {self.nperseg} (≥ 8), hop {self.hop} (1..nperseg), fs_hz {self.fs_hz} (> 0)"
@@ -164,23 +164,6 @@ class ConfidenceContract:
             raise ValueError(
                 f"the model input must be N × {bins} × T (nperseg {self.nperseg}), got {list(input_shape)}"
             )
-
-
-def _integer(meta: Mapping[str, str], key: str) -> int:
-    try:
-        return int(meta[key])
-    except ValueError as exc:
-        raise ValueError(f"{key} must be an integer, got {meta[key]!r}") from exc
-
-
-def _number(meta: Mapping[str, str], key: str) -> float:
-    try:
-        value = float(meta[key])
-    except ValueError as exc:
-        raise ValueError(f"{key} must be a number, got {meta[key]!r}") from exc
-    if not math.isfinite(value):
-        raise ValueError(f"{key} must be finite, got {meta[key]!r}")
-    return value
 
 
 class LearnedConfidence:

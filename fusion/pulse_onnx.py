@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
+from fusion.onnx_meta import meta_choice, meta_integer, meta_number, meta_size_hw
 from fusion.pulse import OverlapAdd, Pulse, PulseHistory, UniformResampler
 
 __all__ = ["InferenceSession", "OnnxPulseEstimator", "RppgModelContract"]
@@ -61,32 +62,21 @@ class RppgModelContract:
     """
 
     def __init__(self, meta: Mapping[str, str], input_shape: Sequence[int | str | None], fs_hz: float) -> None:
-        self.layout = meta.get("rppg.layout", "NCTHW").upper()
-        if self.layout not in _LAYOUTS:
-            raise ValueError(f"rppg.layout must be one of {', '.join(_LAYOUTS)}, got {self.layout!r}")
+        self.layout = meta_choice(meta, "rppg.layout", tuple(x.lower() for x in _LAYOUTS), "NCTHW").upper()
         if len(input_shape) != 5:
             raise ValueError(f"the model input must be 5-D ({self.layout}), got shape {list(input_shape)}")
         dims = dict(zip(self.layout, input_shape, strict=True))
-        self.colour = meta.get("rppg.colour", "yuv").lower()
-        if self.colour not in _COLOURS:
-            raise ValueError(f"rppg.colour must be yuv, rgb or bgr, got {self.colour!r}")
-        self.normalisation = meta.get("rppg.normalisation", "temporal_z").lower()
-        if self.normalisation not in ("temporal_z", "none"):
-            raise ValueError(f"rppg.normalisation must be temporal_z or none, got {self.normalisation!r}")
-        if "rppg.size" in meta:
-            try:
-                h, w = (int(v) for v in meta["rppg.size"].lower().split("x"))
-            except ValueError as exc:
-                raise ValueError(f"rppg.size must be HxW, got {meta['rppg.size']!r}") from exc
-        else:
-            h, w = _static(dims["H"], "H"), _static(dims["W"], "W")
-        self.size_hw = (h, w)
-        self.chunk = int(meta["rppg.chunk_frames"]) if "rppg.chunk_frames" in meta else _static(dims["T"], "T")
+        self.colour = meta_choice(meta, "rppg.colour", tuple(_COLOURS), "yuv")
+        self.normalisation = meta_choice(meta, "rppg.normalisation", ("temporal_z", "none"), "temporal_z")
+        self.size_hw = meta_size_hw(meta, "rppg.size") or (_static(dims["H"], "H"), _static(dims["W"], "W"))
+        self.chunk = (
+            meta_integer(meta, "rppg.chunk_frames") if "rppg.chunk_frames" in meta else _static(dims["T"], "T")
+        )
         if isinstance(dims["T"], int) and dims["T"] > 0 and dims["T"] != self.chunk:
             raise ValueError(f"rppg.chunk_frames {self.chunk} disagrees with the input's T dimension {dims['T']}")
         if self.chunk < 8 or self.chunk % 2:
             raise ValueError(f"chunk of {self.chunk} frames: need an even number ≥ 8")
-        self.fs_hz = float(meta.get("rppg.fs_hz", fs_hz))
+        self.fs_hz = meta_number(meta, "rppg.fs_hz", fs_hz)
         if not self.fs_hz > 0:
             raise ValueError(f"rppg.fs_hz must be positive, got {self.fs_hz}")
 

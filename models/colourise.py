@@ -23,19 +23,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from fusion.onnx_meta import meta_choice, meta_number, meta_size_hw
+
 __all__ = ["OnnxColouriser"]
 
 _INPUTS = ("grey", "lab_l")
 _OUTPUTS = ("rgb", "bgr", "ab")
-
-
-def _float(meta: dict[str, str], key: str, default: float) -> float:
-    if key not in meta:
-        return default
-    try:
-        return float(meta[key])
-    except ValueError as exc:
-        raise ValueError(f"{key} must be a number, got {meta[key]!r}") from exc
 
 
 class OnnxColouriser:
@@ -56,25 +49,18 @@ class OnnxColouriser:
         if isinstance(channels, int) and channels != 1:
             raise ValueError(f"a colouriser's input has one channel, this one has {channels}")
         meta = dict(session.get_modelmeta().custom_metadata_map or {})
-        self.input_kind = meta.get("colourise.input", "grey").lower()
-        if self.input_kind not in _INPUTS:
-            raise ValueError(f"colourise.input must be one of {', '.join(_INPUTS)}, got {self.input_kind!r}")
-        self.output_kind = meta.get("colourise.output", "").lower()
-        if self.output_kind not in _OUTPUTS:
-            raise ValueError(f"colourise.output must be one of {', '.join(_OUTPUTS)}, got {self.output_kind!r}")
-        if "colourise.size" in meta:
-            try:
-                h, w = (int(v) for v in meta["colourise.size"].lower().split("x"))
-            except ValueError as exc:
-                raise ValueError(f"colourise.size must be HxW, got {meta['colourise.size']!r}") from exc
-        else:
-            h, w = inputs[0].shape[2], inputs[0].shape[3]
-            if not (isinstance(h, int) and isinstance(w, int)):
+        self.input_kind = meta_choice(meta, "colourise.input", _INPUTS, "grey")
+        self.output_kind = meta_choice(meta, "colourise.output", _OUTPUTS, "")
+        size = meta_size_hw(meta, "colourise.size")
+        if size is None:
+            size = inputs[0].shape[2], inputs[0].shape[3]
+            if not (isinstance(size[0], int) and isinstance(size[1], int)):
                 raise ValueError("the input size is dynamic and colourise.size does not give it")
+        h, w = size
         self.size_wh = (w, h)
-        self._mean = _float(meta, "colourise.mean", 0.0)
-        self._scale = _float(meta, "colourise.scale", 1 / 255 if self.input_kind == "grey" else 1.0)
-        self._output_scale = _float(meta, "colourise.output_scale", 255.0)
+        self._mean = meta_number(meta, "colourise.mean", 0.0)
+        self._scale = meta_number(meta, "colourise.scale", 1 / 255 if self.input_kind == "grey" else 1.0)
+        self._output_scale = meta_number(meta, "colourise.output_scale", 255.0)
         self._session = session
         self._input = str(inputs[0].name)
 
