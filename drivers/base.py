@@ -74,6 +74,7 @@ class QueueSource(Generic[S]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._entered = False
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None  # the reader thread, for sources that read in one
         self._seq = 0
         self._failure: BaseException | None = None
 
@@ -105,6 +106,17 @@ class QueueSource(Generic[S]):
 
     async def _close(self) -> None:
         """Release the device; must be safe after a failed or partial ``_open``."""
+
+    def _start_reader(self, target: Callable[..., None], label: str, *args: object) -> None:
+        """Start the reader thread (a daemon, named after the source); it must return once ``_stop`` is set."""
+        self._thread = threading.Thread(target=target, args=args, name=f"{self.name}-{label}", daemon=True)
+        self._thread.start()
+
+    async def _join_reader(self) -> None:
+        """Wait for the reader thread to finish, off the event loop (``_stop`` is set before ``_close``)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
 
     def _next_seq(self) -> int:
         self._seq += 1

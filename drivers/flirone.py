@@ -17,7 +17,6 @@ import contextlib
 import errno
 import logging
 import struct
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -111,14 +110,12 @@ class FlirOneSource(QueueSource[ThermalFrame]):
         self._backend = backend
         self._device: usb.core.Device | None = None
         self._claimed: list[int] = []
-        self._thread: threading.Thread | None = None
         self.assembler = FrameAssembler(self._count_threadsafe, keep_ffc=True)
 
     async def _open(self) -> None:
         self.assembler = FrameAssembler(self._count_threadsafe, keep_ffc=True)
         await asyncio.to_thread(self._open_device)
-        self._thread = threading.Thread(target=self._reader, name=f"{self.name}-usb", daemon=True)
-        self._thread.start()
+        self._start_reader(self._reader, "usb")
 
     def _open_device(self) -> None:
         import usb.core
@@ -171,9 +168,7 @@ class FlirOneSource(QueueSource[ThermalFrame]):
             raise SourceUnavailableError(self.name, f"cannot {step}: {exc}{hint}", reason) from exc
 
     async def _close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join)
+        await self._join_reader()
         await asyncio.to_thread(self._release_device)
 
     def _release_device(self) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import threading
 import time
 from types import MappingProxyType
 from typing import Any
@@ -65,7 +64,6 @@ class PiCameraSource(QueueSource[VisibleFrame]):
         self._camera_index = camera
         self._requested = (width, height, fps)
         self._camera: Any = None
-        self._thread: threading.Thread | None = None
         self._meta: MappingProxyType[str, object] = MappingProxyType({})
         self.capture_failures = 0
 
@@ -121,13 +119,10 @@ class PiCameraSource(QueueSource[VisibleFrame]):
 
     async def _open(self) -> None:
         self._camera = await asyncio.to_thread(self._open_camera)
-        self._thread = threading.Thread(target=self._reader, name=f"{self.name}-picamera", daemon=True)
-        self._thread.start()
+        self._start_reader(self._reader, "picamera")
 
     async def _close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join)
+        await self._join_reader()
         camera, self._camera = self._camera, None
         if camera is not None:
             await asyncio.to_thread(_stop_and_close, camera)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
@@ -126,7 +125,6 @@ class UvcThermalSource(QueueSource[ThermalFrame]):
         self.device = device
         self._open_capture = open_capture
         self._capture: Capture | None = None
-        self._thread: threading.Thread | None = None
 
     async def _open(self) -> None:
         path = f"/dev/video{self.device}" if self.device.isdigit() else self.device
@@ -142,13 +140,10 @@ class UvcThermalSource(QueueSource[ThermalFrame]):
             raise SourceUnavailableError(
                 self.name, f"cannot open {path}: busy, or not a capture device", UnavailableReason.BUSY
             )
-        self._thread = threading.Thread(target=self._reader, args=(capture,), name=f"{self.name}-uvc", daemon=True)
-        self._thread.start()
+        self._start_reader(self._reader, "uvc", capture)
 
     async def _close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join)
+        await self._join_reader()
         capture, self._capture = self._capture, None
         if capture is not None:
             await asyncio.to_thread(capture.release)

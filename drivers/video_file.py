@@ -62,7 +62,6 @@ class VideoFileSource(QueueSource[VisibleFrame]):
         self._fps_override = fps_hz
         self.fps_hz = 0.0
         self._cap: cv2.VideoCapture | None = None
-        self._thread: threading.Thread | None = None
         self._slots = threading.Semaphore(queue_size)  # unpaced mode: back-pressure instead of drops
 
     async def _open(self) -> None:
@@ -79,15 +78,12 @@ class VideoFileSource(QueueSource[VisibleFrame]):
         self.fps_hz = fps
         self._cap = cap
         self._slots = threading.Semaphore(self._queue_size)
-        self._thread = threading.Thread(target=self._reader, name=f"video-file-{self.name}", daemon=True)
-        self._thread.start()
+        self._start_reader(self._reader, "video-file")
 
     async def _close(self) -> None:
         self._stop.set()
         self._slots.release()  # wake a reader waiting for room
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        await self._join_reader()
         if self._cap is not None:
             self._cap.release()
             self._cap = None

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -62,7 +61,6 @@ class WebcamSource(QueueSource[VisibleFrame]):
         self._device = device
         self._requested = (width, height, fps)
         self._cap: cv2.VideoCapture | None = None
-        self._thread: threading.Thread | None = None
         self._meta: MappingProxyType[str, object] = MappingProxyType({})
         self._is_file = False
         self.read_failures = 0
@@ -130,13 +128,10 @@ class WebcamSource(QueueSource[VisibleFrame]):
 
     async def _open(self) -> None:
         self._cap = await asyncio.to_thread(self._open_capture)
-        self._thread = threading.Thread(target=self._reader, name=f"{self.name}-webcam", daemon=True)
-        self._thread.start()
+        self._start_reader(self._reader, "webcam")
 
     async def _close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join)
+        await self._join_reader()
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
