@@ -40,7 +40,12 @@ class HeartRateMessage(_Wire):
     """The heart-rate part of a record."""
 
     bpm: Annotated[float, Field(ge=40, le=180)] | None
-    confidence: Annotated[float, Field(ge=0, le=1)]
+    confidence: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="how much the 10 s window backs the published rate: the power at that rate as a share of "
+        "the tallest peak, in the fused spectrum times in the least convinced estimator's (the tracker, default); "
+        "the spectral confidence with tracker null; a learned model's when heart_rate.confidence_model is set. "
+        "Readings under the threshold carry the low_confidence flag"
+    )
     method: Annotated[str, Field(pattern=r"^(luma|(pos|chrom|onnx)(\+(pos|chrom|onnx))*)$")] = Field(
         description="the pulse estimators whose spectra were fused, e.g. pos+chrom; luma: intensity only, on "
         "greyscale (IR, mono) frames, which also carry the greyscale flag"
