@@ -91,6 +91,9 @@ class Collector:
     def seqs(self, topic: str) -> list[int]:
         return [seq for t, seq, _ in self.received if t == topic]
 
+    def distinct(self) -> set[int]:
+        return {seq for _, seq, _ in self.received}
+
 
 async def wait_for(condition: object, timeout_s: float, what: str) -> None:
     assert callable(condition)
@@ -101,10 +104,21 @@ async def wait_for(condition: object, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-def check_exactly_once(collector: Collector, expected: range) -> None:
+def check_every_seq_arrives(collector: Collector, expected: range, killed_at: int, sent_per_s: float) -> None:
+    """Every seq arrives, first arrivals in order per topic; a seq may arrive twice only if it was sent in
+    the second before the broker was killed. QoS 1 is at least once: a record the dead broker had
+    delivered but not acknowledged is sent again from the outbox, and a broker restored from its last
+    autosave (every second) redelivers what it had handed the subscriber since (subscribers drop a
+    repeated boot_id and seq, as the README says)."""
     vitals, history = collector.seqs("vitals"), collector.seqs("history")
-    assert sorted(vitals + history) == list(expected), "every seq exactly once across vitals + history"
-    assert vitals == sorted(vitals) and history == sorted(history), "in order per topic"
+    assert sorted(set(vitals + history)) == list(expected), "every seq at least once across vitals + history"
+    repeats = {seq for seq in vitals + history if (vitals + history).count(seq) > 1}
+    before, after = round(1.5 * sent_per_s), round(0.5 * sent_per_s)  # the autosave second, and scheduling
+    far = {seq for seq in repeats if not killed_at - before <= seq <= killed_at + after}
+    assert not far, f"repeats far from the kill at seq {killed_at}: {sorted(far)}"
+    for seqs in (vitals, history):
+        first = [seq for i, seq in enumerate(seqs) if seq not in seqs[:i]]
+        assert first == sorted(first), "in order per topic"
     assert all(replayed == (topic == "history") for topic, _, replayed in collector.received)
 
 
@@ -136,12 +150,12 @@ async def test_broker_killed_for_over_10_s_loses_nothing(tmp_path: Path, topic_p
             broker.start()
             await produce(2.0)
             await wait_for(lambda: outbox.depth == 0, 10, "the outbox to drain")
-            await wait_for(lambda: len(collector.received) >= seq, 10, "every record at the subscriber")
+            await wait_for(lambda: len(collector.distinct()) >= seq, 10, "every record at the subscriber")
             assert sink.stats.disconnects >= 1 and sink.stats.connects >= 2
         collecting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collecting
-    check_exactly_once(collector, range(seq))
+    check_every_seq_arrives(collector, range(seq), killed_at=outage_start, sent_per_s=10)
     # All but the last stale_s (2 s) of the outage's records are replayed as history.
     assert len(collector.seqs("history")) >= outage_records - 25
     assert collector.seqs("vitals")[0] == 0 and collector.seqs("vitals")[-1] == seq - 1
@@ -207,10 +221,10 @@ async def test_app_killed_mid_outage_replays_after_restart(tmp_path: Path, topic
         assert second.returncode == 0
         last = int(out.split()[-1])
         assert last == max(accepted) + 10, "the restarted app continues the sequence"
-        await wait_for(lambda: len(collector.received) >= last + 1, 10, "every record at the subscriber")
+        await wait_for(lambda: len(collector.distinct()) >= last + 1, 10, "every record at the subscriber")
         collecting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collecting
-    check_exactly_once(collector, range(last + 1))
+    check_every_seq_arrives(collector, range(last + 1), killed_at=accepted[19], sent_per_s=20)
     assert set(accepted) <= set(collector.seqs("history")) | set(collector.seqs("vitals"))
     assert Outbox(outbox_path).depth == 0
