@@ -215,13 +215,14 @@ def _fuse(spectra: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
     return total
 
 
-def peak_support(fused: npt.NDArray[np.float64], channels: Sequence[npt.NDArray[np.float64]], k: int) -> float:
+def peak_support(fused: npt.NDArray[np.float64], opinions: Sequence[npt.NDArray[np.float64]], k: int) -> float:
     """How much the window itself backs bin ``k`` (the tracker's choice), in [0, 1]: the power at ``k``
-    as a share of the tallest bin, in the fused spectrum times in the least convinced estimator's own.
+    as a share of the tallest bin, in the fused spectrum times in the least convinced second opinion's:
+    each estimator's own spectrum, or with one estimator each half of its window (:func:`_half_spectra`).
 
-    1 when the window's tallest peak and every estimator's are at the published rate; small when the
+    1 when the window's tallest peak and every opinion's are at the published rate; small when the
     tracker carried the rate through a window whose evidence points elsewhere, or when the estimators
-    disagree. Why not the spectral share of :func:`peak_of_spectrum`: on compressed webcam video a
+    (the halves) disagree. Why not the spectral share of :func:`peak_of_spectrum`: on compressed webcam video a
     10 s window's pulse peak holds no more of the band's power than the tallest peak of white noise,
     so that share flags most correct windows; the pulse is found by its persistence over windows (the
     tracker), and what is left to judge is whether this window agrees.
@@ -231,7 +232,18 @@ def peak_support(fused: npt.NDArray[np.float64], channels: Sequence[npt.NDArray[
         top = float(p.max()) if len(p) else 0.0
         return float(p[k]) / top if top > 0 and math.isfinite(top) else 0.0
 
-    return share(fused) * min((share(p) for p in channels), default=0.0)
+    return share(fused) * min((share(p) for p in opinions), default=0.0)
+
+
+def _half_spectra(x: npt.NDArray[np.float64], fs_hz: float) -> list[npt.NDArray[np.float64]]:
+    """The band spectra of a window's two halves on the whole window's grid: one estimator's second
+    opinion on itself. Why: with a single estimator, the tallest peak of pure noise is the tracker's
+    bin as often as not (two thirds of noise windows passed the flag on the share alone), while a
+    pulse is in both halves and noise rarely puts its peak in the same place twice."""
+    half = len(x) // 2
+    if half < 2 * fs_hz:  # halves too short for a spectrum (windows under 4 s): the window is its own
+        return [band_spectrum(x, fs_hz)[1]]
+    return [band_spectrum(x[:half], fs_hz, nfft=len(x))[1], band_spectrum(x[half:], fs_hz, nfft=len(x))[1]]
 
 
 def fused_spectral_peak(
@@ -346,7 +358,7 @@ class HeartRateEstimator:
         if tracker is not None:
             f_hz, _ = band_spectrum(np.zeros(self._n), fs_hz)
             self._tracker = SpectrumTracker(f_hz * 60.0, sigma_bpm=tracker.sigma_bpm, lag_steps=tracker.lag_steps)
-        # (window end, fused power, each channel's power)
+        # (window end, fused power, the second opinions on it: each estimator's power, or each half's)
         self._spectra: collections.deque[tuple[int, npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]] = (
             collections.deque(maxlen=(tracker.lag_steps if tracker else 0) + 1)
         )
@@ -438,6 +450,7 @@ class HeartRateEstimator:
         window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
         f_hz, channel_spectra = band_spectra([window[:, c] for c in range(self.channels)], self.fs_hz)
         p = _fuse(channel_spectra)
+        opinions = channel_spectra if self.channels > 1 else _half_spectra(window[:, 0], self.fs_hz)
         peak = peak_of_spectrum(f_hz, p, self._n, self.fs_hz)
         if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
             return
@@ -448,17 +461,17 @@ class HeartRateEstimator:
         if self._tracker is None:
             self._blend(peak, median, t_mono, learned)
             return
-        self._spectra.append((t_mono, p, channel_spectra))
+        self._spectra.append((t_mono, p, opinions))
         self._learned.append(learned)
         answer = self._tracker.push(p)
         if answer is None:
             return
-        end_t, described, described_channels = self._spectra[-1 - answer.lag_steps]
+        end_t, described, described_opinions = self._spectra[-1 - answer.lag_steps]
         k = snap_to_local_peak(described, answer.bin)
         chosen = peak_of_spectrum(f_hz, described, self._n, self.fs_hz, k=k)
         raw = peak_of_spectrum(f_hz, described, self._n, self.fs_hz)
         confidence = (
-            peak_support(described, described_channels, k)
+            peak_support(described, described_opinions, k)
             if self._confidence is None
             else self._learned[-1 - answer.lag_steps]
         )

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from fusion.heartrate import HeartRate, HeartRateEstimator, peak_support, spectral_peak
+from fusion.hrtrack import TrackerSettings
+from fusion.rppg import LOW_SUPPORT
 
 FS_HZ = 30.0
 
@@ -146,3 +148,37 @@ def test_peak_support_falls_with_the_least_convinced_estimator_and_an_overridden
     assert support == pytest.approx(fused[2] / fused.max() * 0.25)
     assert support < peak_support(fused, [agrees, agrees], 2) < 1.0  # the fused spectrum's doubt alone
     assert peak_support(np.zeros(4), [np.zeros(4)], 1) == 0.0  # no power: no support
+
+
+def test_one_estimator_is_second_guessed_by_the_halves_of_its_window() -> None:
+    # With a single pulse signal there is no other estimator to disagree; the two halves of the window
+    # are its second opinion, so pure noise is flagged about as often as with two estimators.
+    fs = 30.0
+    for channels in (1, 2):
+        estimator = HeartRateEstimator(fs, channels=channels, tracker=TrackerSettings())
+        noise = np.random.default_rng(7).standard_normal((int(120 * fs), channels))
+        supports, last = [], None
+        for i, x in enumerate(noise):
+            estimator.push(x, round(i * 1e9 / fs))
+            hr = estimator.result()
+            if hr is not None and hr.t_mono != last:
+                last = hr.t_mono
+                supports.append(hr.confidence)
+        assert np.mean(np.array(supports) < LOW_SUPPORT) > 0.8, channels
+    # A clean pulse is backed by both halves.
+    t = np.arange(int(30 * fs)) / fs
+    estimator = HeartRateEstimator(fs, tracker=TrackerSettings())
+    for i, x in enumerate(np.sin(2 * np.pi * 1.25 * t)):
+        estimator.push(float(x), round(i * 1e9 / fs))
+    hr = estimator.result()
+    assert hr is not None and hr.bpm == pytest.approx(75.0, abs=1.0) and hr.confidence > 0.95
+
+
+def test_a_short_window_with_one_estimator_still_gets_a_support() -> None:
+    fs = 30.0
+    estimator = HeartRateEstimator(fs, window_s=3.0, tracker=TrackerSettings(lag_steps=0))
+    t = np.arange(int(10 * fs)) / fs
+    for i, x in enumerate(np.sin(2 * np.pi * 1.25 * t)):
+        estimator.push(float(x), round(i * 1e9 / fs))
+    hr = estimator.result()
+    assert hr is not None and 0.0 <= hr.confidence <= 1.0
