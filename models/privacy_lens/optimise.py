@@ -27,7 +27,7 @@ search runs again with the wavefront's RMS held ``GROW`` times above the failed 
 alone is not monotonic in the blur: a disc's MTF sidelobes come and go with its radius, and tightening
 R_MAX found surfaces of the same size that failed again). SSIM to the original is recorded: on UBFC's
 plain walls no blur moves it far from 0.85 (a 16×16 sensor gives 0.77), so the paper's ≈ 0.5 cannot be a
-target here without noise no sensor has.
+target here without noise of several code values, far more than a webcam's.
 """
 
 from __future__ import annotations
