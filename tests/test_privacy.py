@@ -143,6 +143,26 @@ def test_live_lens_matches_the_full_resolution_model() -> None:
     assert np.abs(image.astype(int) - exact).mean() > 10.0  # it is blurred
 
 
+@pytest.mark.parametrize("preset", ["defocus", "lens"])
+def test_committed_presets_live_path_is_the_full_resolution_model(preset: str) -> None:
+    """The reduced-resolution live path of the committed surfaces gives the full-resolution image (SSIM)."""
+    from skimage.metrics import structural_similarity
+
+    from edge.privacy import build_lensing
+
+    lensing = build_lensing(preset)  # type: ignore[arg-type]  # a literal of the Preset type
+    assert isinstance(lensing, Lens)
+    quiet = Lens(preset, lensing.psfs, work_scale=lensing.work_scale, noise_std=0.0)
+    rng = np.random.default_rng(5)
+    image = np.asarray(rng.integers(0, 256, (480, 640, 3)), dtype=np.uint8)
+    image[100:300, 250:400] = (120, 150, 205)  # a face-sized skin patch on the texture
+    exact = form_image(image, lensing.psfs)
+    live = quiet.apply(image)
+    similarity = structural_similarity(exact, live, channel_axis=2, data_range=255)
+    assert similarity > 0.99
+    assert structural_similarity(image, exact, channel_axis=2, data_range=255) < 0.5  # it is blurred
+
+
 def test_psf_for_another_width_keeps_unit_sum_and_odd_side() -> None:
     psfs = lens_psfs([0, 0, 0, 1.0], Optics(psf_px=41))
     small = psf_for_width(psfs, 160)
