@@ -16,7 +16,10 @@ It runs the commands a user runs (``vitaledge train rppg``, ``vitaledge eval rpp
 table. Hours of CPU: not part of ``make bench``'s default run (it says so and exits without models).
 
     .venv/bin/python tests/bench/rppg_training_loo.py --ubfc-general general-india.onnx \\
-        --india-general general-ubfc.onnx --personal-steps 60 --out /tmp/loo [--json]
+        --india-general general-ubfc.onnx --personal-steps 60 --out /tmp/loo [--json] [--teacher ME.onnx]
+
+With ``--teacher`` each personalisation is taught by that model on the clip's own video (as
+``vitaledge train rppg --teacher``), still without labels.
 """
 
 from __future__ import annotations
