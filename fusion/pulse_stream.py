@@ -168,6 +168,15 @@ class StreamingOnnxPulseEstimator:
     def push(self, crop_bgr: npt.NDArray[np.uint8], t_mono: int) -> None:
         if crop_bgr.ndim != 3 or crop_bgr.shape[2] != 3 or crop_bgr.dtype != np.uint8 or crop_bgr.size == 0:
             raise ValueError(f"crop must be a non-empty H×W×3 uint8 BGR image, got {crop_bgr.shape} {crop_bgr.dtype}")
+        value = self.sample(crop_bgr, t_mono)
+        for t, v in self._resampler.push(np.array([value]), t_mono):
+            self._history.add(float(v[0]), t)
+
+    def sample(self, crop_bgr: npt.NDArray[np.uint8], t_mono: int) -> float:
+        """The model's pulse sample for this frame (states advanced), as ``push`` feeds it to the signal.
+
+        Training uses it to take the model's output as a teacher's target, exactly as it runs live.
+        """
         ch, cw = crop_bgr.shape[:2]
         dy, dx = round(ch * _BUFFER_MARGIN), round(cw * _BUFFER_MARGIN)
         if ch - 2 * dy > 0 and cw - 2 * dx > 0:
@@ -177,9 +186,7 @@ class StreamingOnnxPulseEstimator:
         # The first frame of a stream has no predecessor: the nominal interval stands in.
         dt_s = 1.0 / self.fs_hz if self._last_t is None else max(t_mono - self._last_t, 1) / _NS_PER_S
         self._last_t = t_mono
-        value = self._step((small.astype(np.float32) / 255.0)[None, None], dt_s)
-        for t, v in self._resampler.push(np.array([value]), t_mono):
-            self._history.add(float(v[0]), t)
+        return self._step((small.astype(np.float32) / 255.0)[None, None], dt_s)
 
     def pulse(self) -> Pulse | None:
         return self._history.pulse(self.fs_hz)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from models.physnet import PhysNet, PhysNetConfig  # noqa: E402
 from models.training.data import decode_video  # noqa: E402
 from models.training.export import export_onnx, load_model, parity  # noqa: E402
 from models.training.loss import band_psd  # noqa: E402
+from models.training.teacher import file_digest, teacher_pulse  # noqa: E402
 from models.training.trainer import ClipSampler, TrainConfig, train  # noqa: E402
 
 pytestmark = pytest.mark.slow  # one Haar-tracked decode of a 16 s video (~20 s here), then seconds each
@@ -80,14 +83,21 @@ def test_decoded_face_crops_are_cached_and_carry_the_pulse(rig_video: Path, cach
 
 
 def test_negative_clip_is_the_anchor_resampled(rig_video: Path, cache_dir: Path) -> None:
-    import random
-
     video = decode_video(rig_video, size=16, face=True, cache_dir=cache_dir)
-    anchor, negative, q = ClipSampler([video], _cfg(1), random.Random(0)).sample()
-    assert anchor.shape == negative.shape == (3, 120, 16, 16)
-    assert 0.66 <= min(q, 1 / q) <= 0.8
-    assert not np.allclose(anchor, negative)
-    np.testing.assert_allclose(anchor.mean(axis=1), 0.0, atol=1e-3)  # temporal z-normalisation
+    clip = ClipSampler([video], _cfg(1), random.Random(0)).sample()
+    assert clip.anchor.shape == clip.negative.shape == (3, 120, 16, 16)
+    assert 0.66 <= min(clip.q, 1 / clip.q) <= 0.8
+    assert not np.allclose(clip.anchor, clip.negative)
+    np.testing.assert_allclose(clip.anchor.mean(axis=1), 0.0, atol=1e-3)  # temporal z-normalisation
+    assert clip.teacher_anchor is None
+    # With a teacher, its pulse is sampled at the anchor's and at the negative's times.
+    ramp = np.arange(len(video.frames), dtype=np.float32) / np.float32(video.fps)  # the teacher "pulse" = time
+    taught = ClipSampler([dataclasses.replace(video, teacher=ramp)], _cfg(1), random.Random(0)).sample()
+    assert taught.teacher_anchor is not None and taught.teacher_negative is not None
+    k = np.arange(120) / 30.0
+    t0 = taught.teacher_anchor[0]
+    np.testing.assert_allclose(taught.teacher_anchor, t0 + k, atol=1e-4)
+    np.testing.assert_allclose(taught.teacher_negative, t0 + taught.q * k, atol=1e-4)
 
 
 def test_tiny_model_loss_falls_and_selection_keeps_a_scored_state(
@@ -104,6 +114,27 @@ def test_tiny_model_loss_falls_and_selection_keeps_a_scored_state(
     # Resume continues from the checkpoint's step.
     more = train(model, [video], _cfg(45), checkpoint=tmp_path / "m.ckpt.pt", resume=True)
     assert more.steps == 45 and len(more.losses) == 5
+
+
+def test_teacher_loss_falls_and_selection_follows_the_teacher(rig_video: Path, cache_dir: Path) -> None:
+    torch.set_num_threads(1)
+    video = decode_video(rig_video, size=16, face=True, cache_dir=cache_dir)
+    # A teacher that says 90 bpm where the rig's face pulses at 72: the student must follow the teacher.
+    teacher = np.sin(2 * np.pi * 1.5 * np.arange(len(video.frames)) / video.fps).astype(np.float32)
+    taught = dataclasses.replace(video, teacher=teacher)
+    torch.manual_seed(0)
+    model = PhysNet(TINY)
+    cfg = dataclasses.replace(_cfg(40), contrastive_weight=0.0, teacher_weight=1.0)
+    result = train(model, [taught], cfg)
+    assert np.mean(result.losses[-10:]) < 0.5 * np.mean(result.losses[:10]), result.losses
+    assert result.best_score < 0.5 * np.mean(result.losses[:5])  # the selection score is the teacher distance
+    with torch.no_grad():
+        x = torch.from_numpy(ClipSampler([video], cfg, random.Random(3)).sample().anchor[None])
+        psd = band_psd(model(x).double(), 30.0, n_fft=4096)[0]
+    freqs = np.fft.rfftfreq(4096, 1 / 30.0) * 60
+    assert freqs[(freqs >= 40) & (freqs <= 180)][int(psd.argmax())] == pytest.approx(90.0, abs=6.0)
+    with pytest.raises(ValueError, match="teacher"):
+        train(PhysNet(TINY), [video], cfg)  # no teacher pulse on the video
 
 
 def test_export_parity_round_trip_and_runtime_estimator(rig_video: Path, cache_dir: Path, tmp_path: Path) -> None:
@@ -141,6 +172,29 @@ def test_train_command_exports_and_personalises(
     provenance = json.loads(meta["rppg.provenance"])
     assert provenance["init_file"] == "general.onnx" and provenance["init"]["steps"] == 2
     assert provenance["videos"] == ["rig.avi"] and provenance["steps"] == 1
+
+
+def test_train_command_with_a_teacher_caches_its_pulse_and_records_it(
+    rig_video: Path, cache_dir: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    teacher = shared_data.parent / "models" / "me-rppg" / "model.onnx"
+    if not teacher.is_file():
+        pytest.skip(f"{teacher} absent (ME-rPPG is not shipped; see README)")
+    pulse = teacher_pulse(rig_video, teacher, face=True, cache_dir=cache_dir)
+    video = decode_video(rig_video, size=16, face=True, cache_dir=cache_dir)
+    assert pulse.shape == (len(video.frames),) and np.isfinite(pulse[video.valid]).mean() > 0.99
+    cached = list(cache_dir.glob("*.teacher.npz"))
+    assert len(cached) == 1
+    np.testing.assert_array_equal(np.load(cached[0])["pulse"], pulse)
+    stamp = cached[0].stat().st_mtime_ns
+    out = tmp_path / "student.onnx"
+    argv = ["train", "rppg", str(rig_video), "--out", str(out), "--steps", "2", "--teacher", str(teacher)]
+    common = ["--size", "16", "--width", "2", "--chunk-frames", "32", "--cache", str(cache_dir)]
+    assert main([*argv, *common]) == 0
+    assert cached[0].stat().st_mtime_ns == stamp  # the cached teacher pulse was used, not recomputed
+    provenance = json.loads(load_model(out)[1]["rppg.provenance"])
+    assert provenance["teacher"]["file"] == "model.onnx" and provenance["teacher"]["sha256"] == file_digest(teacher)
+    assert provenance["contrastive_weight"] == 0.0
 
 
 def test_train_command_without_a_budget_is_refused(rig_video: Path, tmp_path: Path) -> None:

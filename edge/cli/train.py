@@ -3,12 +3,14 @@
 
 Needs PyTorch (``pip install 'vitaledge[train]'``); the exported model runs with onnxruntime alone
 (``heart_rate.method: onnx``). Personalisation: ``--init`` a general model and train a few minutes on
-one person's own recording.
+one person's own recording. ``--teacher`` trains on a pretrained streaming model's pulse (ME-rPPG) on the
+same unlabeled video instead of (or besides, ``--contrastive-weight``) the contrastive loss.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -44,6 +46,13 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--cache", type=Path, default=Path(".cache/vitaledge-train"), help="decoded-crop cache folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint (NAME.ckpt.pt)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    p.add_argument(
+        "--teacher", type=Path, help="a streaming pulse model (.onnx, ME-rPPG's contract) whose output is the target"
+    )
+    p.add_argument("--teacher-weight", type=float, default=1.0, help="weight of the teacher loss (with --teacher)")
+    p.add_argument(
+        "--contrastive-weight", type=float, help="weight of the contrastive loss (default 1, or 0 with --teacher)"
+    )
     p.set_defaults(func=run)
     train_confidence.add_target(targets)
 
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from models.physnet import PhysNet, PhysNetConfig
     from models.training.data import decode_video, find_videos
     from models.training.export import export_onnx, load_model, parity
+    from models.training.teacher import file_digest, teacher_pulse
     from models.training.trainer import TrainConfig, train
 
     if args.out.suffix != ".onnx":
@@ -83,6 +93,17 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from exc
     face = args.dataset == "ubfc"
     videos = [decode_video(p, size=model.config.size, face=face, cache_dir=args.cache) for p in paths]
+    if args.teacher is not None:
+        if not args.teacher.is_file():
+            raise ConfigError(f"--teacher {args.teacher}: no such file")
+        try:
+            videos = [
+                dataclasses.replace(v, teacher=teacher_pulse(p, args.teacher, face=face, cache_dir=args.cache))
+                for v, p in zip(videos, paths, strict=True)
+            ]
+        except ValueError as exc:
+            raise ConfigError(f"--teacher {args.teacher}: {exc}") from exc
+    contrastive = args.contrastive_weight if args.contrastive_weight is not None else float(args.teacher is None)
     # Five or more videos: every fifth is held back for model selection; fewer (personalisation): the
     # selection scores fixed clips of the training videos themselves, still without labels.
     held = videos[4::5] if len(videos) >= 5 else []
@@ -95,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         steps=args.steps if args.steps is not None else 1_000_000,
         minutes=args.minutes,
+        contrastive_weight=contrastive,
+        teacher_weight=args.teacher_weight if args.teacher is not None else 0.0,
     )
     try:
         result = train(
@@ -107,8 +130,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    teacher = None
+    if args.teacher is not None:
+        teacher = {"file": args.teacher.name, "sha256": file_digest(args.teacher), "weight": args.teacher_weight}
     provenance = {
-        "method": "Gideon & Stent 2021 contrastive, no labels",
+        "method": "Gideon & Stent 2021, no labels" + (": a teacher's pulse as the target" if teacher else ""),
+        "contrastive_weight": contrastive,
+        "teacher": teacher,
         "dataset": args.dataset,
         "videos": [v.name for v in trained_on],
         "held_back": [v.name for v in held],

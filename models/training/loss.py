@@ -12,7 +12,7 @@ import math
 
 import torch
 
-__all__ = ["band_psd", "max_cross_correlation", "positive_from_negative", "triplet_loss"]
+__all__ = ["band_psd", "max_cross_correlation", "positive_from_negative", "spectral_distance", "triplet_loss"]
 
 BAND_BPM = (40.0, 180.0)
 
@@ -42,6 +42,13 @@ def band_psd(x: torch.Tensor, fs_hz: float, n_fft: int = 1024) -> torch.Tensor:
     p = power[..., band]
     out: torch.Tensor = p / (p.sum(dim=-1, keepdim=True) + 1e-8)
     return out
+
+
+def spectral_distance(y: torch.Tensor, target: torch.Tensor, fs_hz: float) -> torch.Tensor:
+    """Mean over rows of the PSD-MSE between ``y`` and ``target`` (N×L): unit-sum 40–180 bpm spectra,
+    squared differences summed over frequency. Blind to phase and scale, so a teacher's lag and gain do
+    not matter, only where its power is."""
+    return ((band_psd(y, fs_hz) - band_psd(target, fs_hz)) ** 2).sum(dim=-1).mean()
 
 
 def _views(y: torch.Tensor, length: int, count: int, gen: torch.Generator) -> torch.Tensor:

@@ -4,6 +4,11 @@ Model selection follows the paper: every ``val_every`` steps the model runs on a
 held-back clips and their resampled copies, and the score is the negated maximum cross-correlation of
 the anchor's output with the positive (the negative's output resampled back); the state with the lowest
 score is kept. No label is ever read.
+
+With a teacher (videos carrying ``DecodedVideo.teacher``, a pretrained model's pulse on the same frames)
+the loss adds ``teacher_weight`` × the PSD-MSE between the student's output and the teacher's pulse on
+the anchor and on the negative (the teacher's pulse sampled at the negative's times), and the selection
+score is that distance on the held-back clips.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -22,9 +27,9 @@ import torch
 
 from models.physnet import EDGE, PhysNet, PhysNetConfig
 from models.training.data import DecodedVideo, interpolate_frames, temporal_z
-from models.training.loss import max_cross_correlation, positive_from_negative, triplet_loss
+from models.training.loss import max_cross_correlation, positive_from_negative, spectral_distance, triplet_loss
 
-__all__ = ["ClipSampler", "TrainConfig", "TrainResult", "train"]
+__all__ = ["Clip", "ClipSampler", "TrainConfig", "TrainResult", "train"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,8 @@ class TrainConfig:
         val_every: steps between model-selection checks and checkpoints.
         val_clips: held-back clips scored for model selection.
         seed: everything random derives from it.
+        contrastive_weight: weight of the contrastive (triplet) loss.
+        teacher_weight: weight of the teacher loss (needs videos with a teacher's pulse); 0: none.
     """
 
     arch: PhysNetConfig = EDGE
@@ -60,6 +67,8 @@ class TrainConfig:
     val_every: int = 25
     val_clips: int = 8
     seed: int = 0
+    contrastive_weight: float = 1.0
+    teacher_weight: float = 0.0
 
     @property
     def clip_frames(self) -> int:
@@ -88,8 +97,26 @@ class TrainResult:
     clips: int = 0
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Clip:
+    """One training clip.
+
+    Attributes:
+        anchor: 3×T×S×S, normalised, frame k at ``t0 + k/fs``.
+        negative: the same at ``t0 + q·k/fs``.
+        q: the resampling factor.
+        teacher_anchor / teacher_negative: the teacher's pulse at the same T times (None without a teacher).
+    """
+
+    anchor: npt.NDArray[np.float32]
+    negative: npt.NDArray[np.float32]
+    q: float
+    teacher_anchor: npt.NDArray[np.float32] | None = None
+    teacher_negative: npt.NDArray[np.float32] | None = None
+
+
 class ClipSampler:
-    """Random clips (anchor, negative, q) from decoded videos, each span fully tracked.
+    """Random clips from decoded videos, each span fully tracked (and covered by the teacher, if any).
 
     Raises:
         ValueError: no video is long enough for one clip.
@@ -103,8 +130,8 @@ class ClipSampler:
         if not self.videos:
             raise ValueError(f"no video is longer than one clip's span of {self._span_s:.1f} s")
 
-    def sample(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], float]:
-        """One clip: anchor and negative (3×T×S×S, normalised) and q."""
+    def sample(self) -> Clip:
+        """One clip."""
         cfg = self._cfg
         k = np.arange(cfg.clip_frames, dtype=np.float64) / cfg.fs_hz
         for _ in range(1000):
@@ -114,8 +141,15 @@ class ClipSampler:
             q = r if self._rng.random() < 0.5 else 1.0 / r
             anchor = interpolate_frames(video, t0 + k)
             negative = interpolate_frames(video, t0 + q * k)
-            if anchor is not None and negative is not None:
-                return _to_model(anchor), _to_model(negative), q
+            if anchor is None or negative is None:
+                continue
+            if video.teacher is None:
+                return Clip(_to_model(anchor), _to_model(negative), q)
+            frame_t = np.arange(len(video.teacher)) / video.fps
+            ta = np.interp(t0 + k, frame_t, video.teacher).astype(np.float32)
+            tn = np.interp(t0 + q * k, frame_t, video.teacher).astype(np.float32)
+            if np.isfinite(ta).all() and np.isfinite(tn).all():
+                return Clip(_to_model(anchor), _to_model(negative), q, ta, tn)
         raise ValueError("no fully tracked clip found in 1000 tries")
 
 
@@ -123,26 +157,35 @@ def _to_model(frames_thwc: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(temporal_z(frames_thwc).transpose(3, 0, 1, 2))
 
 
-def _step_batch(
-    model: PhysNet, clips: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], float]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    anchors = torch.from_numpy(np.stack([c[0] for c in clips]))
-    negatives = torch.from_numpy(np.stack([c[1] for c in clips]))
+def _step_batch(model: PhysNet, clips: list[Clip]) -> tuple[torch.Tensor, torch.Tensor]:
+    anchors = torch.from_numpy(np.stack([c.anchor for c in clips]))
+    negatives = torch.from_numpy(np.stack([c.negative for c in clips]))
     out = model(torch.cat([anchors, negatives]))
     return out[: len(clips)], out[len(clips) :]
 
 
-def _score(model: PhysNet, held_back: list[tuple[Any, Any, float]], fs_hz: float) -> float:
-    """The selection score: minus the mean max cross-correlation of anchor and positive outputs."""
+def _teacher_distance(y_a: torch.Tensor, y_n: torch.Tensor, clips: list[Clip], fs_hz: float) -> torch.Tensor:
+    """PSD-MSE of the student's outputs (anchor and negative) against the teacher's pulse at the same times."""
+    ta = torch.from_numpy(np.stack([c.teacher_anchor for c in clips if c.teacher_anchor is not None]))
+    tn = torch.from_numpy(np.stack([c.teacher_negative for c in clips if c.teacher_negative is not None]))
+    return (spectral_distance(y_a, ta, fs_hz) + spectral_distance(y_n, tn, fs_hz)) / 2
+
+
+def _score(model: PhysNet, held_back: list[Clip], fs_hz: float, teacher: bool) -> float:
+    """The selection score (lower is better): the teacher distance when taught, else minus the mean max
+    cross-correlation of anchor and positive outputs."""
     model.eval()
     scores = []
     with torch.no_grad():
-        for anchor, negative, q in held_back:
-            y_a, y_n = _step_batch(model, [(anchor, negative, q)])
-            y_p = positive_from_negative(y_n, q)
-            scores.append(float(max_cross_correlation(y_a[:, : y_p.shape[-1]], y_p, fs_hz).mean()))
+        for clip in held_back:
+            y_a, y_n = _step_batch(model, [clip])
+            if teacher:
+                scores.append(float(_teacher_distance(y_a, y_n, [clip], fs_hz)))
+                continue
+            y_p = positive_from_negative(y_n, clip.q)
+            scores.append(-float(max_cross_correlation(y_a[:, : y_p.shape[-1]], y_p, fs_hz).mean()))
     model.train()
-    return -float(np.mean(scores))
+    return float(np.mean(scores))
 
 
 class _Progress:
@@ -193,6 +236,9 @@ def train(
         progress: where the progress line goes (only when it is a terminal); default stderr.
         held_back: videos for model selection; default the training videos (fixed clips, own seed).
     """
+    taught = cfg.teacher_weight > 0
+    if taught and any(v.teacher is None for v in [*videos, *(held_back or [])]):
+        raise ValueError("teacher_weight > 0 needs every video's teacher pulse")
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -216,19 +262,30 @@ def train(
     bar = _Progress(progress or sys.stderr, cfg.steps, deadline)
     model.train()
     if result.steps == 0:
-        result.best_score = _score(model, val, cfg.fs_hz)  # the starting point (matters for --init)
+        result.best_score = _score(model, val, cfg.fs_hz, taught)  # the starting point (matters for --init)
     while result.steps < cfg.steps and (deadline is None or time.monotonic() < deadline):
         clips = [sampler.sample() for _ in range(cfg.batch)]
         y_a, y_n = _step_batch(model, clips)
-        loss = sum(
-            (
-                triplet_loss(
-                    y_a[i : i + 1], y_n[i : i + 1], q, fs_hz=cfg.fs_hz, views=cfg.views, view_s=cfg.view_s, gen=gen
-                )
-                for i, (_, _, q) in enumerate(clips)
-            ),
-            torch.zeros(()),
-        ) / len(clips)
+        loss = torch.zeros(())
+        if cfg.contrastive_weight:
+            contrastive = sum(
+                (
+                    triplet_loss(
+                        y_a[i : i + 1],
+                        y_n[i : i + 1],
+                        c.q,
+                        fs_hz=cfg.fs_hz,
+                        views=cfg.views,
+                        view_s=cfg.view_s,
+                        gen=gen,
+                    )
+                    for i, c in enumerate(clips)
+                ),
+                torch.zeros(()),
+            )
+            loss = loss + cfg.contrastive_weight * contrastive / len(clips)
+        if taught:
+            loss = loss + cfg.teacher_weight * _teacher_distance(y_a, y_n, clips, cfg.fs_hz)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         opt.step()
@@ -237,7 +294,7 @@ def train(
         result.losses.append(float(loss.detach()))
         bar.update(result.steps, len(result.losses), result.losses[-1])
         if result.steps % cfg.val_every == 0 or result.steps == cfg.steps:
-            score = _score(model, val, cfg.fs_hz)
+            score = _score(model, val, cfg.fs_hz, taught)
             if score < result.best_score:
                 result.best_score, result.best_step = score, result.steps
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}

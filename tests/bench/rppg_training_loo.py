@@ -16,7 +16,10 @@ It runs the commands a user runs (``vitaledge train rppg``, ``vitaledge eval rpp
 table. Hours of CPU: not part of ``make bench``'s default run (it says so and exits without models).
 
     .venv/bin/python tests/bench/rppg_training_loo.py --ubfc-general general-india.onnx \\
-        --india-general general-ubfc.onnx --personal-steps 60 --out /tmp/loo [--json]
+        --india-general general-ubfc.onnx --personal-steps 60 --out /tmp/loo [--json] [--teacher ME.onnx]
+
+With ``--teacher`` each personalisation is taught by that model on the clip's own video (as
+``vitaledge train rppg --teacher``), still without labels.
 """
 
 from __future__ import annotations
@@ -54,14 +57,17 @@ def _mean(values: Any) -> float | None:
     return round(sum(known) / len(known), 2) if known else None
 
 
-def _personalise(general: Path, videos: list[Path], out: Path, steps: int, dataset: str) -> Path:
+def _personalise(
+    general: Path, videos: list[Path], out: Path, steps: int, dataset: str, teacher: Path | None = None
+) -> Path:
     if not out.exists():
+        taught = ["--teacher", str(teacher)] if teacher is not None else []
         _run(["train", "rppg", *map(str, videos), "--init", str(general), "--out", str(out), "--steps", str(steps),
-              "--dataset", dataset, "--cache", str(out.parent / "cache")])
+              "--dataset", dataset, "--cache", str(out.parent / "cache"), *taught])
     return out
 
 
-def ubfc(general: Path, out: Path, steps: int) -> dict[str, Any]:
+def ubfc(general: Path, out: Path, steps: int, teacher: Path | None = None) -> dict[str, Any]:
     dirs = [SHARED / "ubfc" / name for name in UBFC]
     general_run = _eval_json([*map(str, dirs), "--method", "onnx", "--model", str(general), "--folds", "leave-one-out"])
     # Personalised clips are scored one at a time with the default settings, so the general model is set
@@ -69,7 +75,8 @@ def ubfc(general: Path, out: Path, steps: int) -> dict[str, Any]:
     per_clip_general = {c["name"]: c["mae_bpm"] for c in general_run["as_published"]["clips"]}
     personal: dict[str, float | None] = {}
     for folder in dirs:
-        model = _personalise(general, [folder / "vid.mp4"], out / f"personal-{folder.name}.onnx", steps, "ubfc")
+        personal_out = out / f"personal-{folder.name}.onnx"
+        model = _personalise(general, [folder / "vid.mp4"], personal_out, steps, "ubfc", teacher)
         scored = _eval_json([str(folder), "--method", "onnx", "--model", str(model)])
         personal[folder.name] = scored["mae_bpm"]
     known = [v for v in personal.values() if v is not None]
@@ -82,7 +89,7 @@ def ubfc(general: Path, out: Path, steps: int) -> dict[str, Any]:
     }
 
 
-def india(general: Path, out: Path, steps: int) -> dict[str, Any]:
+def india(general: Path, out: Path, steps: int, teacher: Path | None = None) -> dict[str, Any]:
     folder = SHARED / "skin-patches" / "India"
     general_run = _eval_json(["--dataset", "skin-patches", str(folder), "--method", "onnx", "--model", str(general)])
     with (folder / "ground_truth.csv").open(encoding="utf-8-sig") as f:
@@ -91,7 +98,7 @@ def india(general: Path, out: Path, steps: int) -> dict[str, Any]:
     for subject in general_run["subjects"]:
         name = subject["name"]
         clips = sorted(folder.glob(f"{name}_*.avi"))
-        model = _personalise(general, clips, out / f"personal-{name}.onnx", steps, "skin-patches")
+        model = _personalise(general, clips, out / f"personal-{name}.onnx", steps, "skin-patches", teacher)
         one = out / f"india-{name}"  # the subject alone, in the dataset's own layout
         one.mkdir(parents=True, exist_ok=True)
         for clip in clips:
@@ -116,6 +123,7 @@ def main() -> int:
     parser.add_argument("--india-general", type=Path, help="general model trained without any India clip")
     parser.add_argument("--personal-steps", type=int, default=60, help="training steps of each personalisation")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vitaledge-loo"))
+    parser.add_argument("--teacher", type=Path, help="personalise with this teacher (as the general model was trained)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.ubfc_general is None and args.india_general is None:
@@ -126,10 +134,11 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"personal_steps": args.personal_steps}
+    teacher = args.teacher.resolve() if args.teacher is not None else None
     if args.ubfc_general is not None:
-        report["ubfc"] = ubfc(args.ubfc_general.resolve(), args.out.resolve(), args.personal_steps)
+        report["ubfc"] = ubfc(args.ubfc_general.resolve(), args.out.resolve(), args.personal_steps, teacher)
     if args.india_general is not None:
-        report["india"] = india(args.india_general.resolve(), args.out.resolve(), args.personal_steps)
+        report["india"] = india(args.india_general.resolve(), args.out.resolve(), args.personal_steps, teacher)
     if args.json:
         print(json.dumps(report))
         return 0
