@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli import train_confidence
+from edge.cli.training_setup import torch_for_training
 from fusion.errors import ConfigError
 
 __all__ = ["add_parser"]
@@ -58,21 +59,15 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError as exc:
-        raise ConfigError("training needs PyTorch: pip install 'vitaledge[train]'") from exc
+    torch = torch_for_training(args.out, args.threads)
     from models.physnet import PhysNet, PhysNetConfig
     from models.training.data import decode_video, find_videos
     from models.training.export import export_onnx, load_model, parity
     from models.training.teacher import file_digest, teacher_pulse
     from models.training.trainer import TrainConfig, train
 
-    if args.out.suffix != ".onnx":
-        raise ConfigError(f"--out must name an .onnx file, got {args.out}")
     if args.minutes is None and args.steps is None:
         raise ConfigError("give --minutes or --steps")
-    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # a new model's initial weights
     try:
         paths = find_videos(list(args.inputs))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.cli.training_setup import torch_for_training
 from fusion.errors import ConfigError
 
 __all__ = ["add_target"]
@@ -42,10 +43,7 @@ def add_target(targets: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError as exc:
-        raise ConfigError("training needs PyTorch: pip install 'vitaledge[train]'") from exc
+    torch_for_training(args.out, args.threads)
     from dataclasses import replace
 
     from edge.config import HeartRateConfig
@@ -55,11 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from models.training.confidence import ConfidenceTrainConfig, clip_windows, fit_confidence
     from models.training.confidence_export import confidence_parity, export_confidence
 
-    if args.out.suffix != ".onnx":
-        raise ConfigError(f"--out must name an .onnx file, got {args.out}")
     if len(args.dirs) < 2:
         raise ConfigError("give at least 2 clip folders: the threshold is chosen by leaving each out in turn")
-    torch.set_num_threads(args.threads)
     hr_cfg = HeartRateConfig(method=args.method)
     tracker = hr_cfg.tracker.settings(hr_cfg.step_s) if hr_cfg.tracker is not None else None
     cfg = ConfidenceTrainConfig(
