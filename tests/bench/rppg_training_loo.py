@@ -94,7 +94,7 @@ def india(general: Path, out: Path, steps: int, teacher: Path | None = None) -> 
     general_run = _eval_json(["--dataset", "skin-patches", str(folder), "--method", "onnx", "--model", str(general)])
     with (folder / "ground_truth.csv").open(encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
-    personal: dict[str, float] = {}
+    personal: dict[str, float | None] = {}
     for subject in general_run["subjects"]:
         name = subject["name"]
         clips = sorted(folder.glob(f"{name}_*.avi"))
@@ -108,7 +108,7 @@ def india(general: Path, out: Path, steps: int, teacher: Path | None = None) -> 
             csv.writer(f).writerows([rows[0], *(r for r in rows[1:] if r and r[0].strip() == name)])
         scored = _eval_json(["--dataset", "skin-patches", str(one), "--method", "onnx", "--model", str(model)])
         personal[name] = scored["subjects"][0]["error_bpm"]
-    errors = [abs(e) for e in personal.values()]
+    errors = [abs(e) for e in personal.values() if e is not None]  # None: the model gave no rate at all
     return {
         "general_mae_bpm": general_run["mae_bpm"],
         "personalised_mae_bpm": round(sum(errors) / len(errors), 2) if errors else None,
