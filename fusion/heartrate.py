@@ -450,7 +450,6 @@ class HeartRateEstimator:
         window = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
         f_hz, channel_spectra = band_spectra([window[:, c] for c in range(self.channels)], self.fs_hz)
         p = _fuse(channel_spectra)
-        opinions = channel_spectra if self.channels > 1 else _half_spectra(window[:, 0], self.fs_hz)
         peak = peak_of_spectrum(f_hz, p, self._n, self.fs_hz)
         if not math.isfinite(peak.bpm):  # a flat window: no number, keep what we had
             return
@@ -461,6 +460,10 @@ class HeartRateEstimator:
         if self._tracker is None:
             self._blend(peak, median, t_mono, learned)
             return
+        # The second opinions only the published support reads (a learned confidence replaces it).
+        opinions: list[npt.NDArray[np.float64]] = []
+        if self._confidence is None:
+            opinions = channel_spectra if self.channels > 1 else _half_spectra(window[:, 0], self.fs_hz)
         self._spectra.append((t_mono, p, opinions))
         self._learned.append(learned)
         answer = self._tracker.push(p)

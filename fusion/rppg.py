@@ -45,18 +45,16 @@ DETECT_INTERVAL_S = 0.2
 LOW_CONFIDENCE = 0.25
 # Below this support (the tracker's confidence, fusion.heartrate.peak_support) the window does not back
 # the published rate. The lowest support at which the published windows of the seven UBFC clips, POS
-# and CHROM fused, have an MAE ≤ 2 bpm (edge.evaluation.rppg's rule; 0.88 there, leave-one-out in
-# the README).
+# and CHROM fused, have an MAE ≤ 2 bpm (edge.evaluation.folds.flag_threshold on all seven; each
+# leave-one-out fold's own choice is in the README).
 LOW_SUPPORT = 0.88
+# On readings whose rate came from intensity alone (greyscale frames): no chrominance, weaker signal.
+GREYSCALE_FLAG = "greyscale"
 
 
 def low_confidence_threshold(tracker: TrackerSettings | None) -> float:
     """The flag threshold of the confidence the heart-rate estimator publishes without a learned one."""
     return LOW_SUPPORT if tracker is not None else LOW_CONFIDENCE
-
-
-# On readings whose rate came from intensity alone (greyscale frames): no chrominance, weaker signal.
-GREYSCALE_FLAG = "greyscale"
 
 
 class HeartRatePipeline:
