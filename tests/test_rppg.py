@@ -9,9 +9,20 @@ from drivers.synthetic import SimulatedRig
 from drivers.synthetic_physio import Physiology
 from edge.build import build_heart_rate_pipeline
 from edge.config import HeartRateConfig
+from fusion.rppg import HeartRatePipeline
 from fusion.samples import VisibleFrame
 
 NS = 1_000_000_000
+
+
+def _feed(pipeline: HeartRatePipeline, rig: SimulatedRig, seconds: float) -> list[VisibleFrame]:
+    """Pushes ``seconds`` of the rig's webcam frames into the pipeline, as the fusion loop does; returns them."""
+    frames = []
+    for sample in rig.stream(seconds):
+        assert isinstance(sample, VisibleFrame)
+        pipeline.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
+        frames.append(sample)
+    return frames
 
 
 @pytest.mark.slow
@@ -19,24 +30,18 @@ NS = 1_000_000_000
 def test_rig_face_pulse_is_recovered_within_2_bpm(bpm: float) -> None:
     rig = SimulatedRig(physiology=Physiology(hr_bpm=bpm), thermal=False, wristband=False, realtime=False, seed=3)
     pipeline = build_heart_rate_pipeline(HeartRateConfig(method="pos"), 30.0)
-    truths = []
-    for sample in rig.stream(16.6):  # a 10 s window, ~3 s of POS start-up and 3 s of look-ahead
-        assert isinstance(sample, VisibleFrame)
-        pipeline.push(sample.image, sample.t_mono)
-        truths.append(sample.meta["true_hr_bpm"])
+    frames = _feed(pipeline, rig, 16.6)  # a 10 s window, ~3 s of POS start-up and 3 s of look-ahead
     reading = pipeline.reading()
     assert reading.bpm is not None, reading.flags
     assert reading.bpm == pytest.approx(bpm, abs=2.0)
     assert reading.method == "pos" and reading.face_box is not None
-    assert truths[-1] == pytest.approx(bpm)
+    assert frames[-1].meta["true_hr_bpm"] == pytest.approx(bpm)
 
 
 def test_warming_up_until_a_full_window() -> None:
     rig = SimulatedRig(physiology=Physiology(hr_bpm=80.0), thermal=False, wristband=False, realtime=False)
     pipeline = build_heart_rate_pipeline(HeartRateConfig(method="chrom"), 30.0)
-    for sample in rig.stream(5.0):
-        assert isinstance(sample, VisibleFrame)
-        pipeline.push(sample.image, sample.t_mono)
+    _feed(pipeline, rig, 5.0)
     reading = pipeline.reading()
     assert reading.bpm is None and reading.flags == ("warming_up",)
     assert reading.face_box is not None
@@ -58,11 +63,7 @@ def test_faceless_video_gives_no_heart_rate_and_the_no_face_flag() -> None:
 def test_face_leaving_drops_the_number_and_says_so() -> None:
     rig = SimulatedRig(physiology=Physiology(hr_bpm=70.0), thermal=False, wristband=False, realtime=False)
     pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
-    last = 0
-    for sample in rig.stream(16.6):
-        assert isinstance(sample, VisibleFrame)
-        pipeline.push(sample.image, sample.t_mono)
-        last = sample.t_mono
+    last = _feed(pipeline, rig, 16.6)[-1].t_mono
     assert pipeline.reading().bpm is not None
     empty = np.full((480, 640, 3), 128, np.uint8)
     for i in range(1, 45):  # 1.5 s of an empty scene
@@ -96,9 +97,7 @@ def test_greyscale_frames_switch_to_the_intensity_method_and_flag_it(bpm: float)
         physiology=Physiology(hr_bpm=bpm), thermal=False, wristband=False, realtime=False, seed=3, ir_webcam=True
     )
     pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)  # POS + CHROM configured
-    for sample in rig.stream(16.6):
-        assert isinstance(sample, VisibleFrame) and sample.greyscale
-        pipeline.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
+    assert all(frame.greyscale for frame in _feed(pipeline, rig, 16.6))
     reading = pipeline.reading()
     assert reading.method == "luma"
     assert "greyscale" in reading.flags
@@ -109,11 +108,8 @@ def test_greyscale_frames_switch_to_the_intensity_method_and_flag_it(bpm: float)
 def test_a_switch_between_colour_and_greyscale_restarts_the_windows() -> None:
     rig = SimulatedRig(physiology=Physiology(hr_bpm=70.0), thermal=False, wristband=False, realtime=False)
     pipeline = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
-    last = 0
-    for sample in rig.stream(16.6):
-        assert isinstance(sample, VisibleFrame)
-        pipeline.push(sample.image, sample.t_mono, greyscale=sample.greyscale)
-        last = sample.t_mono
+    sample = _feed(pipeline, rig, 16.6)[-1]
+    last = sample.t_mono
     colour = pipeline.reading()
     assert colour.bpm is not None and colour.method == "pos+chrom" and "greyscale" not in colour.flags
     grey = np.repeat(sample.image[:, :, 1:2], 3, axis=2)
