@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.evaluation.privacy import find_clips, sample_frames
+from edge.evaluation.privacy import find_clips, sample_frames, ssim_frame_and_face
 from edge.evaluation.privacy_attack import ATTACKS, iou, restorations
 from edge.evaluation.rppg_data import EvalDataError
 from fusion.face import Box
@@ -54,6 +54,20 @@ def test_the_attacker_restores_a_mild_blur() -> None:
     lensed_error = np.abs(images["lensed"] - truth).mean()
     best = min(np.abs(images[a.name] - truth).mean() for a in ATTACKS if a.scale == "full")
     assert best < 0.6 * lensed_error
+
+
+def test_face_ssim_sees_the_blurred_face_that_a_plain_background_hides() -> None:
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    face = Box(130, 80, 64, 80)
+    frame[80:160, 130:194] = _scene((80, 64))  # the only detail in the frame
+    lensed = Lens("defocus", lens_psfs([0, 0, 0, 3.0]), work_scale=1, noise_std=0).apply(frame)
+    whole, on_face = ssim_frame_and_face(frame, lensed, face)
+    assert on_face < 0.5 < whole  # the flat background keeps the whole-frame figure up
+    assert ssim_frame_and_face(frame, frame, face) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="under 7 px"):
+        ssim_frame_and_face(frame, lensed, Box(316, 0, 20, 20))
+    with pytest.raises(ValueError, match="differ in shape"):
+        ssim_frame_and_face(frame, lensed[:100], face)
 
 
 def test_find_clips_takes_videos_clip_folders_and_folders_of_them(tmp_path: Path) -> None:
