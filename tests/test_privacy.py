@@ -163,6 +163,23 @@ def test_committed_presets_live_path_is_the_full_resolution_model(preset: str) -
     assert structural_similarity(image, exact, channel_axis=2, data_range=255) < 0.5  # it is blurred
 
 
+def test_live_lens_noise_is_the_sensors_per_pixel_and_independent_frame_to_frame() -> None:
+    """Per pixel N(0, σ²) at full resolution, unbiased, and a region's mean σ²/pixels, as in :func:`form_image`
+    (noise drawn on the working grid and enlarged would give a region's mean 16 times that power)."""
+    sigma, side = 2.0, 64
+    image = np.full((240, 320, 3), 140, np.uint8)
+    lens = Lens("defocus", lens_psfs([0, 0, 0, 1.0], Optics(psf_px=41)), work_scale=4, noise_std=sigma, seed=3)
+    quiet = Lens("defocus", lens.psfs, work_scale=4, noise_std=0.0).apply(image).astype(np.float64)
+    frames = np.stack([lens.apply(image) for _ in range(60)]).astype(np.float64)
+    noise = frames - quiet
+    assert abs(noise.std() - sigma) < 0.1 * sigma
+    assert abs(noise.mean()) < 0.05
+    region_means = noise[:, 80 : 80 + side, 100 : 100 + side].mean(axis=(1, 2))
+    assert region_means.std() < 1.5 * sigma / side  # 4σ/side if the noise moved in 4×4 blocks
+    # frame to frame: independent draws, not one fixed pattern
+    assert abs(np.corrcoef(region_means[:-1, 1], region_means[1:, 1])[0, 1]) < 0.4
+
+
 def test_psf_for_another_width_keeps_unit_sum_and_odd_side() -> None:
     psfs = lens_psfs([0, 0, 0, 1.0], Optics(psf_px=41))
     small = psf_for_width(psfs, 160)
