@@ -70,6 +70,23 @@ def test_face_ssim_sees_the_blurred_face_that_a_plain_background_hides() -> None
         ssim_frame_and_face(frame, lensed[:100], face)
 
 
+def test_privacy_rates_are_also_given_per_clip() -> None:
+    from edge.evaluation.privacy import _per_clip, _Tally
+
+    tally = _Tally(
+        clip=["a", "a", "b", "a"],
+        ssim=[0.8] * 4,
+        ssim_face=[0.4, 0.6, 0.9, 0.5],
+        detected=[False] * 4,
+        detected_after_attack=[True, False, False, False],
+        reidentified=[False, False, True, False],
+    )
+    rates = _per_clip(tally)
+    assert rates["a"] == {"frames": 3, "ssim_face": 0.5, "face_rate": 0.0, "face_rate_after_attack": 0.333,
+                          "reid_rate_after_attack": 0.0}
+    assert rates["b"]["reid_rate_after_attack"] == 1.0 and rates["b"]["face_rate_after_attack"] == 0.0
+
+
 def test_find_clips_takes_videos_clip_folders_and_folders_of_them(tmp_path: Path) -> None:
     for name in ("subject1", "subject2"):
         (tmp_path / "set" / name).mkdir(parents=True)

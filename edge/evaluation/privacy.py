@@ -106,6 +106,7 @@ def sample_frames(video: Path, count: int, skip_s: float = 1.0) -> list[npt.NDAr
 class _Tally:
     """One preset's per-frame outcomes."""
 
+    clip: list[str] = field(default_factory=list)  # each frame's clip
     ssim: list[float] = field(default_factory=list)
     ssim_face: list[float] = field(default_factory=list)
     detected: list[bool] = field(default_factory=list)
@@ -201,6 +202,7 @@ def _privacy_figures(
         for n, (name, i, frame, face) in enumerate(samples):
             same = [v for nb, ib, v in gallery if nb == name and ib != i]
             others = [v for nb, _, v in gallery if nb != name]
+            tally.clip.append(name)
             if lensing is None:  # off: what leaves is the raw frame
                 tally.ssim.append(1.0)
                 tally.ssim_face.append(1.0)
@@ -311,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
                 "false_match_rate_after_attack": round(float(np.mean(t.false_match)), 3),
                 "median_distance_to_same_person": round(float(np.median(t.best_distance)), 3),
                 "attacks_that_found_faces": dict(t.winning_attacks.most_common()),
+                "per_clip": _per_clip(t),
             })
         if not args.no_hr:
             entry.update(_hr_mae(clips, preset, args.max_s, progress))
@@ -331,6 +334,21 @@ def run(args: argparse.Namespace) -> int:
         cells = [_cell(e[k], w) for k, w in columns]
         print(f"{preset:>9} {' '.join(cells)}")
     return 0
+
+
+def _per_clip(t: _Tally) -> dict[str, dict[str, float | int]]:
+    """The privacy rates of each clip's frames (a leave-one-out reader scores each clip on its own)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for name in sorted(set(t.clip)):
+        rows = [i for i, c in enumerate(t.clip) if c == name]
+        out[name] = {
+            "frames": len(rows),
+            "ssim_face": round(float(np.mean([t.ssim_face[i] for i in rows])), 3),
+            "face_rate": round(float(np.mean([t.detected[i] for i in rows])), 3),
+            "face_rate_after_attack": round(float(np.mean([t.detected_after_attack[i] for i in rows])), 3),
+            "reid_rate_after_attack": round(float(np.mean([t.reidentified[i] for i in rows])), 3),
+        }
+    return out
 
 
 def _cell(value: float | None, width: int) -> str:
