@@ -22,12 +22,16 @@ loss = (1 − purity) + W_PRIVACY · (max(0, worst − R_MAX) + max(0, RMS_floor
 privacy needs, minimised over α_4…α_15 (piston and tilts do nothing to privacy) by Powell's method from
 a few starts (scipy.optimize). Then the real check: the attacker of ``vitaledge eval privacy`` (Wiener
 sweep and Richardson–Lucy with the known PSF, at both resolutions) against OpenCV's Haar detector on
-development frames, with the sensor's noise and, as a margin, without it. While it finds a face the
+development frames, with the sensor's noise and, as a margin, without it. A round passes when the
+one-sided 95 % upper bound (Clopper–Pearson) of its found rate, the worse of the two, is under the issue's
+10 %: "none of 12 found", the earlier rule, bounds it only under 22 %, and a surface that passed it was
+found on 22 % of held-out frames. While a round fails the
 search runs again with the wavefront's RMS held ``GROW`` times above the failed surface's (the proxy
 alone is not monotonic in the blur: a disc's MTF sidelobes come and go with its radius, and tightening
 R_MAX found surfaces of the same size that failed again). SSIM to the original is recorded: on UBFC's
-plain walls no blur moves it far from 0.85 (a 16×16 sensor gives 0.77), so the paper's ≈ 0.5 cannot be a
-target here without noise of several code values, far more than a webcam's.
+plain walls no blur moves the whole frame's far from 0.85 (a 16×16 sensor gives 0.77), so it is no target
+here; over the face's box alone, where privacy is decided, the lens's is about 0.5 (``vitaledge eval
+privacy``'s ``ssim_face``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ ATTACK_K = 1e-3
 R_MAX = 0.40
 GROW = 1.04
 MAX_ROUNDS = 5
+# The issue's ceiling on faces found after the attacker's best; a round passes when the one-sided 95 %
+# upper bound of its found rate on the development frames (Clopper–Pearson) is under it.
+TARGET_FOUND_RATE = 0.10
 W_PRIVACY = 20.0
 FIRST_J, LAST_J = 4, 15
 BOUND_UM = 9.0
@@ -163,8 +170,17 @@ def search(rms_floor: float, maxfev: int) -> tuple[npt.NDArray[np.float64], int]
     return best[1], evaluations
 
 
-def _dev_frames(folders: list[Path], per_clip: int) -> list[tuple[npt.NDArray[np.uint8], Box]]:
-    """Frames of the development clips with their face (Haar on the raw frame)."""
+def found_rate_bound(found: int, frames: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper–Pearson upper bound of a rate seen as ``found`` of ``frames``."""
+    from scipy import stats
+
+    if found >= frames:
+        return 1.0
+    return float(stats.beta.ppf(confidence, found + 1, frames - found))
+
+
+def _dev_frames(folders: list[Path], per_clip: int) -> list[tuple[str, npt.NDArray[np.uint8], Box]]:
+    """Frames of the development clips with their clip's name and face (Haar on the raw frame)."""
     from edge.evaluation.privacy import find_clips, sample_frames
     from models.face_detectors import HaarFaceDetector
 
@@ -174,14 +190,14 @@ def _dev_frames(folders: list[Path], per_clip: int) -> list[tuple[npt.NDArray[np
         for frame in sample_frames(clip.video, per_clip):
             found = haar.detect(frame)
             if found:
-                out.append((frame, found[0]))
+                out.append((clip.name, frame, found[0]))
     return out
 
 
-def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[npt.NDArray[np.uint8], Box]],
-                 noise_std: float) -> tuple[int, float]:
-    """Frames whose face Haar finds after any of the attacker's restorations (or on the lensed frame), and
-    the mean SSIM of the lensed frames to the originals."""
+def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[str, npt.NDArray[np.uint8], Box]],
+                 noise_std: float) -> tuple[dict[str, int], float]:
+    """Per clip, the frames whose face Haar finds after any of the attacker's restorations (or on the lensed
+    frame); and the mean SSIM of the lensed frames to the originals."""
     from skimage.metrics import structural_similarity
 
     from edge.evaluation.privacy_attack import iou, restorations
@@ -189,14 +205,15 @@ def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[npt.NDArray[n
 
     haar = HaarFaceDetector(max_width=320, min_size_px=24)
     lens = Lens("candidate", psfs, work_scale=WORK_SCALE, noise_std=noise_std, seed=7)
-    found, ssims = 0, []
-    for frame, face in frames:
+    found: dict[str, int] = {name: 0 for name, _, _ in frames}
+    ssims = []
+    for name, frame, face in frames:
         lensed = lens.apply(frame)
         ssims.append(float(structural_similarity(  # type: ignore[no-untyped-call]  # skimage ships no type hints
             frame, lensed, channel_axis=2, data_range=255)))
         for _, image, crop_face in restorations(lensed, lens, face):
             if any(iou(b, crop_face) >= 0.3 for b in haar.detect(image)):
-                found += 1
+                found[name] += 1
                 break
     return found, float(np.mean(ssims))
 
@@ -204,26 +221,36 @@ def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[npt.NDArray[n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dev", nargs="+", type=Path, help="development clips (not the ones scored)")
-    parser.add_argument("--frames", type=int, default=6, help="frames per clip for the attack check")
+    parser.add_argument("--frames", type=int, default=15, help="frames per clip for the attack check")
     parser.add_argument("--maxfev", type=int, default=80, help="loss evaluations per start")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("lens.json"))
     args = parser.parse_args(argv)
     frames = _dev_frames(args.dev, args.frames)
     t0 = time.perf_counter()
     evaluations, rms_floor, rounds = 0, 0.0, []
+    chosen: tuple[float, npt.NDArray[np.float64], float, float] | None = None  # (bound, x, floor, SSIM)
     for _ in range(MAX_ROUNDS):
         x, n_eval = search(rms_floor, args.maxfev)
         evaluations += n_eval
         psfs = lens_psfs(coefficients(x), OPTICS)
-        found_noisy, ssim = attack_check(psfs, frames, NOISE_STD)
-        found_clean, _ = attack_check(psfs, frames, 0.0)
+        by_clip_noisy, ssim = attack_check(psfs, frames, NOISE_STD)
+        by_clip_clean, _ = attack_check(psfs, frames, 0.0)
+        found_noisy, found_clean = sum(by_clip_noisy.values()), sum(by_clip_clean.values())
+        bound = found_rate_bound(max(found_noisy, found_clean), len(frames))
+        # per clip, so that a leave-one-out reader can tell at which round the other clips would have stopped
         rounds.append({"rms_floor_um": round(rms_floor, 4), "coefficients_um": [round(c, 4) for c in coefficients(x)],
-                       "faces_found": found_noisy, "faces_found_noise_free": found_clean})
+                       "faces_found": found_noisy, "faces_found_noise_free": found_clean,
+                       "found_rate_upper_95": round(bound, 4),
+                       "faces_found_by_clip": by_clip_noisy, "faces_found_noise_free_by_clip": by_clip_clean})
         print(f"RMS ≥ {rms_floor:.3f}: Haar after the attacks found {found_noisy} (noise-free {found_clean}) of "
-              f"{len(frames)} faces, SSIM {ssim:.3f}", file=sys.stderr, flush=True)
-        if found_noisy == 0 and found_clean == 0:
+              f"{len(frames)} faces (rate ≤ {bound:.3f} at 95 %), SSIM {ssim:.3f}", file=sys.stderr, flush=True)
+        if chosen is None or bound < chosen[0]:
+            chosen = (bound, x, rms_floor, ssim)
+        if bound <= TARGET_FOUND_RATE:
             break
         rms_floor = _rms(coefficients(x)) * GROW
+    assert chosen is not None  # no round passed: the best one is kept, and the record says so
+    bound, x, rms_floor, ssim = chosen
     n = LAST_J - FIRST_J + 1
     parts = loss_parts(x, rms_floor)
     coeffs = coefficients(x)
@@ -240,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             k: round(v, 4) for k, v in loss_parts(np.array([rms] + [0.0] * (n - 1))).items()
         },
         "development_ssim": round(ssim, 4),
+        "found_rate_upper_95": round(bound, 4),
+        "meets_target": bound <= TARGET_FOUND_RATE,
         "rounds": rounds,
         "development_clips": [str(p.name) for p in args.dev],
         "development_frames": len(frames),
