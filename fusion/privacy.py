@@ -204,11 +204,15 @@ def srgb_to_linear(x: npt.NDArray[np.floating] | npt.NDArray[np.uint8]) -> npt.N
     return np.asarray(out, dtype=np.float32)
 
 
+def _srgb_encode(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The sRGB transfer curve on linear light in 0…1 (values in 0…1, not yet rounded to code values)."""
+    return np.asarray(np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055), dtype=np.float64)
+
+
 def linear_to_srgb(y: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
     """The camera response S: linear light (clipped to 0…1) to 8-bit sRGB."""
     v = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    out = np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
-    return np.asarray(np.round(out * 255.0), dtype=np.uint8)
+    return np.asarray(np.round(_srgb_encode(v) * 255.0), dtype=np.uint8)
 
 
 def form_image(
@@ -258,13 +262,10 @@ class Lensing(Protocol):
 _LINEAR_LUT = srgb_to_linear(np.arange(256, dtype=np.uint8))
 _LINEAR_LUT16 = np.asarray(np.round(_LINEAR_LUT * 65535), dtype=np.uint16)
 _S_STEPS = 4096
-_S_LUT = linear_to_srgb(np.arange(_S_STEPS, dtype=np.float64) / (_S_STEPS - 1))
 _S_STEP_VALUES = np.arange(_S_STEPS, dtype=np.float64) / (_S_STEPS - 1)
+_S_LUT = linear_to_srgb(_S_STEP_VALUES)
 # S before its rounding to 8 bits: the live path rounds once, after the noise, at the sensor's resolution.
-_S_CODES = np.asarray(
-    255.0 * np.where(_S_STEP_VALUES <= 0.0031308, _S_STEP_VALUES * 12.92, 1.055 * _S_STEP_VALUES ** (1 / 2.4) - 0.055),
-    dtype=np.float32,
-)
+_S_CODES = np.asarray(255.0 * _srgb_encode(_S_STEP_VALUES), dtype=np.float32)
 
 
 class _SensorNoise:
