@@ -1,7 +1,8 @@
 """Optimise the ``lens`` preset's Zernike surface; writes ``lens.json`` beside this file.
 
-Run: ``PYTHONPATH=. python -m models.privacy_lens.optimise ../shared/data/ubfc/subject3 ../shared/data/ubfc/subject4``
-(the development clips: the table in the README is scored on the other UBFC clips only).
+Run: ``PYTHONPATH=. python -m models.privacy_lens.optimise ../shared/data/ubfc/subject{3,4,5,9,10,12,13}``
+(every UBFC clip is a development clip; each round records its finds per clip, and the README's table
+scores each clip at the round the other six would have stopped at: leave-one-out).
 
 The issue's aims through a cheap proxy of the PSF in the search, and a real attack on development frames
 around it:
@@ -220,7 +221,7 @@ def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[str, npt.NDAr
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dev", nargs="+", type=Path, help="development clips (not the ones scored)")
+    parser.add_argument("dev", nargs="+", type=Path, help="development clips (scored leave-one-out by clip)")
     parser.add_argument("--frames", type=int, default=15, help="frames per clip for the attack check")
     parser.add_argument("--maxfev", type=int, default=80, help="loss evaluations per start")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("lens.json"))
