@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import main
 from edge.evaluation.privacy import find_clips, sample_frames, ssim_frame_and_face
-from edge.evaluation.privacy_attack import ATTACKS, iou, restorations
+from edge.evaluation.privacy_attack import ATTACKS, Gallery, iou, restorations
 from edge.evaluation.rppg_data import EvalDataError
 from fusion.face import Box
 from fusion.privacy import Lens, LowResSensor, Optics, lens_psfs
@@ -85,6 +85,31 @@ def test_privacy_rates_are_also_given_per_clip() -> None:
     assert rates["a"] == {"frames": 3, "ssim_face": 0.5, "face_rate": 0.0, "face_rate_after_attack": 0.333,
                           "reid_rate_after_attack": 0.0}
     assert rates["b"]["reid_rate_after_attack"] == 1.0 and rates["b"]["face_rate_after_attack"] == 0.0
+
+
+def test_gallery_matches_a_person_at_the_one_percent_threshold_and_not_a_blur_like_everyone() -> None:
+    rng = np.random.default_rng(3)
+    centres = {name: rng.normal(0, 1, 128) for name in "abcd"}
+    entries = [(name, i, centre + rng.normal(0, 0.05, 128)) for name, centre in centres.items() for i in range(6)]
+    gallery = Gallery(entries)
+    impostor = [np.linalg.norm(va - vb) for na, _, va in entries for nb, _, vb in entries if na < nb]
+    assert gallery.threshold == pytest.approx(np.quantile(impostor, 0.01))
+    assert gallery.genuine_rate == 1.0  # these people are far apart: every raw pair of one person matches
+    near_a = centres["a"] + rng.normal(0, 0.05, 128)
+    verdict = gallery.judge([rng.normal(0, 3, 128), near_a], "a", 0)  # a hopeless restoration, then a good one
+    assert verdict.reidentified and not verdict.false_match
+    assert verdict.best_distance == pytest.approx(min(np.linalg.norm(near_a - v) for n, i, v in entries
+                                                      if n == "a" and i != 0))
+    # the same image claimed as b's: no match to b, and it matches a, who is someone else
+    wrong = gallery.judge([near_a], "b", 0)
+    assert not wrong.reidentified and wrong.false_match
+    # a probe at the middle of everyone (what a heavy blur gives) is within the threshold of everybody, and
+    # identifies nobody: a false match, not a re-identification
+    middle = gallery.judge([np.mean([v for _, _, v in entries], axis=0)], "a", 0)
+    assert middle.false_match and not middle.reidentified
+    # the frame's own raw embedding is not a match for itself
+    lone = Gallery([("a", 0, centres["a"]), ("b", 0, centres["b"])])
+    assert not lone.judge([centres["a"]], "a", 0).reidentified
 
 
 def test_find_clips_takes_videos_clip_folders_and_folders_of_them(tmp_path: Path) -> None:

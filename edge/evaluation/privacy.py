@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +37,10 @@ from edge.privacy import PRESETS, Preset, build_lensing
 from fusion.errors import ConfigError
 from fusion.face import Box
 
-__all__ = ["Clip", "add_parser", "find_clips", "run", "sample_frames", "ssim_frame_and_face"]
+if TYPE_CHECKING:  # the attack module loads skimage and OpenCV: only when a run needs it
+    from edge.evaluation.privacy_attack import Verdict
 
-_FMR = 0.01
+__all__ = ["Clip", "add_parser", "face_truth", "find_clips", "run", "sample_frames", "ssim_frame_and_face"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,11 @@ class _Tally:
     false_match: list[bool] = field(default_factory=list)  # some image matched another person's raw frame
     winning_attacks: Counter[str] = field(default_factory=Counter)
 
+    def add(self, verdict: Verdict) -> None:
+        self.best_distance.append(verdict.best_distance)
+        self.reidentified.append(verdict.reidentified)
+        self.false_match.append(verdict.false_match)
+
 
 def ssim_frame_and_face(
     frame: npt.NDArray[np.uint8], lensed: npt.NDArray[np.uint8], face: Box
@@ -140,68 +145,33 @@ def ssim_frame_and_face(
     return ssim(frame, lensed), ssim(frame[y0:y1, x0:x1], lensed[y0:y1, x0:x1])
 
 
-def _face_truth(judges: Any, frame: npt.NDArray[np.uint8]) -> Box | None:
+def face_truth(judges: Any, frame: npt.NDArray[np.uint8]) -> Box | None:
+    """The true face of a raw frame: Haar's first, else the CNN's; None when neither finds one."""
     found = judges.haar.detect(frame) or judges.cnn.detect(frame)
     return found[0] if found else None
-
-
-def _score_probe(
-    tally: _Tally,
-    probes: list[npt.NDArray[np.float64]],
-    same: list[npt.NDArray[np.float64]],
-    others: list[npt.NDArray[np.float64]],
-    threshold: float,
-) -> None:
-    """Re-identified: some probe is within ``threshold`` of the person's raw frames and nearer to them than to
-    anyone else's (a blur that matches everybody identifies nobody: that shows as ``false_match``)."""
-    best_same, hit, false = math.inf, False, False
-    for probe in probes:
-        d_same = min((float(np.linalg.norm(probe - v)) for v in same), default=math.inf)
-        d_other = min((float(np.linalg.norm(probe - v)) for v in others), default=math.inf)
-        best_same = min(best_same, d_same)
-        hit = hit or (d_same < threshold and d_same < d_other)
-        false = false or d_other < threshold
-    tally.best_distance.append(best_same)
-    tally.reidentified.append(hit)
-    tally.false_match.append(false)
 
 
 def _privacy_figures(
     clips: list[Clip], presets: list[Preset], frames_per_clip: int, progress: bool
 ) -> tuple[dict[str, _Tally], dict[str, Any]]:
-    from edge.evaluation.privacy_attack import Judges, restorations
+    from edge.evaluation.privacy_attack import Gallery, Judges, restorations
 
     judges = Judges()
     samples: list[tuple[str, int, npt.NDArray[np.uint8], Box]] = []
     for clip in clips:
         for i, frame in enumerate(sample_frames(clip.video, frames_per_clip)):
-            face = _face_truth(judges, frame)
+            face = face_truth(judges, frame)
             if face is not None:
                 samples.append((clip.name, i, frame, face))
     if not samples:
         raise EvalDataError("no face found on any raw frame: nothing to hide")
-    gallery = [(name, i, judges.embed(frame, face)) for name, i, frame, face in samples]
-    impostor = [
-        float(np.linalg.norm(a - b))
-        for k, (na, _, a) in enumerate(gallery)
-        for nb, _, b in gallery[k + 1 :]
-        if na != nb
-    ]
-    genuine = [
-        float(np.linalg.norm(a - b))
-        for k, (na, _, a) in enumerate(gallery)
-        for nb, _, b in gallery[k + 1 :]
-        if na == nb
-    ]
-    threshold = float(np.quantile(impostor, _FMR)) if impostor else 0.6
+    gallery = Gallery([(name, i, judges.embed(frame, face)) for name, i, frame, face in samples])
     tallies: dict[str, _Tally] = {}
     for preset in presets:
         tally = tallies.setdefault(preset, _Tally())
         lensing = build_lensing(preset, seed=7)
         t0 = time.perf_counter()
         for n, (name, i, frame, face) in enumerate(samples):
-            same = [v for nb, ib, v in gallery if nb == name and ib != i]
-            others = [v for nb, _, v in gallery if nb != name]
             tally.clip.append(name)
             if lensing is None:  # off: what leaves is the raw frame
                 tally.ssim.append(1.0)
@@ -209,7 +179,7 @@ def _privacy_figures(
                 hit = judges.detects(frame, face) is not None
                 tally.detected.append(hit)
                 tally.detected_after_attack.append(hit)
-                _score_probe(tally, [judges.embed(frame, face)], same, others, threshold)
+                tally.add(gallery.judge([judges.embed(frame, face)], name, i))
                 continue
             lensed = lensing.apply(frame)
             whole, on_face = ssim_frame_and_face(frame, lensed, face)
@@ -226,7 +196,7 @@ def _privacy_figures(
                 found_any = found_any or found is not None
                 probes.append(judges.embed(image, crop_face))
             tally.detected_after_attack.append(found_any)
-            _score_probe(tally, probes, same, others, threshold)
+            tally.add(gallery.judge(probes, name, i))
             if progress:
                 print(f"\r{preset:>9}: {n + 1}/{len(samples)} frames, {time.perf_counter() - t0:.0f} s",
                       end="", file=sys.stderr, flush=True)
@@ -235,8 +205,8 @@ def _privacy_figures(
     info = {
         "frames": len(samples),
         "clips": sorted({name for name, _, _, _ in samples}),
-        "reid_threshold": round(threshold, 4),
-        "reid_genuine_rate_raw": round(float(np.mean(np.asarray(genuine) < threshold)), 3) if genuine else None,
+        "reid_threshold": round(gallery.threshold, 4),
+        "reid_genuine_rate_raw": None if gallery.genuine_rate is None else round(gallery.genuine_rate, 3),
     }
     return tallies, info
 

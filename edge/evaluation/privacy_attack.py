@@ -11,12 +11,14 @@ each with two PSFs: the optical PSF at full resolution, and, for the live lens, 
 live path at its working resolution (the frame area-averaged down by ``work_scale``, where the blur is
 precisely the PSF at that scale); restorations at the working resolution are brought back up bicubically.
 Judges: OpenCV's Haar cascade and dlib's CNN face detector (a hit is a box overlapping the true face by
-IoU ≥ 0.3), and dlib's ResNet embedding at the true face box for re-identification.
+IoU ≥ 0.3), and dlib's ResNet embedding at the true face box for re-identification against a
+:class:`Gallery` of raw frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,10 +30,11 @@ from skimage import restoration
 from fusion.face import Box
 from fusion.privacy import Lens, Lensing, linear_to_srgb, srgb_to_linear
 
-__all__ = ["ATTACKS", "Attack", "Judges", "iou", "restorations"]
+__all__ = ["ATTACKS", "Attack", "Gallery", "Judges", "Verdict", "iou", "restorations"]
 
 _RL_ITERATIONS = 20
 _HIT_IOU = 0.3
+_FALSE_MATCH_RATE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +164,57 @@ class Judges:
     def embed(self, image: npt.NDArray[np.uint8], face: Box) -> npt.NDArray[np.float64]:
         """The 128-d descriptor of the face at ``face`` in ``image``."""
         return self.embedder.embed(image, face).vector
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the attacker's images of one frame's face gave away.
+
+    Attributes:
+        best_distance: the smallest distance of any image to the same person's raw frames.
+        reidentified: some image within the threshold of the person and nearer to them than to anyone else.
+        false_match: some image within the threshold of another person's raw frame.
+    """
+
+    best_distance: float
+    reidentified: bool
+    false_match: bool
+
+
+class Gallery:
+    """Face embeddings of raw frames, one entry per (person, frame), and the match threshold.
+
+    The threshold is the distance that gives ``false_match_rate`` false matches between raw frames of different
+    people (0.6, dlib's usual, when there is only one person).
+
+    Args:
+        entries: (person, frame index, 128-d descriptor) per raw frame.
+    """
+
+    def __init__(
+        self, entries: Sequence[tuple[str, int, npt.NDArray[np.float64]]], false_match_rate: float = _FALSE_MATCH_RATE
+    ) -> None:
+        self.entries = list(entries)
+        impostor: list[float] = []
+        genuine: list[float] = []
+        for k, (na, _, a) in enumerate(self.entries):
+            for nb, _, b in self.entries[k + 1 :]:
+                (genuine if na == nb else impostor).append(float(np.linalg.norm(a - b)))
+        self.threshold = float(np.quantile(impostor, false_match_rate)) if impostor else 0.6
+        # share of raw same-person pairs matched: how well the embedding knows these people unblurred
+        self.genuine_rate = float(np.mean(np.asarray(genuine) < self.threshold)) if genuine else None
+
+    def judge(self, probes: Sequence[npt.NDArray[np.float64]], person: str, frame: int) -> Verdict:
+        """Whether any of ``probes`` (images of ``person``'s frame ``frame``) re-identifies them; the frame's own
+        raw embedding is left out of the comparison. A blur that matches everybody identifies nobody: it shows
+        as a false match, not a re-identification."""
+        same = [v for n, i, v in self.entries if n == person and i != frame]
+        others = [v for n, _, v in self.entries if n != person]
+        best_same, hit, false = math.inf, False, False
+        for probe in probes:
+            d_same = min((float(np.linalg.norm(probe - v)) for v in same), default=math.inf)
+            d_other = min((float(np.linalg.norm(probe - v)) for v in others), default=math.inf)
+            best_same = min(best_same, d_same)
+            hit = hit or (d_same < self.threshold and d_same < d_other)
+            false = false or d_other < self.threshold
+        return Verdict(best_same, hit, false)
