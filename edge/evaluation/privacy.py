@@ -219,6 +219,7 @@ def _hr_mae(clips: list[Clip], preset: Preset, max_s: float | None, progress: bo
     cfg = HeartRateConfig(input="raw" if preset == "off" else "lensed")
     errors: list[float] = []
     per_clip: dict[str, float | None] = {}
+    windows: dict[str, int] = {}
     for clip in clips:
         if clip.folder is None:
             continue
@@ -229,10 +230,12 @@ def _hr_mae(clips: list[Clip], preset: Preset, max_s: float | None, progress: bo
         e = np.abs(scored.errors())
         errors.extend(e.tolist())
         per_clip[clip.name] = round(float(e.mean()), 3) if len(e) else None
+        windows[clip.name] = len(e)
     return {
         "hr_mae_bpm": round(float(np.mean(errors)), 3) if errors else None,
         "hr_windows": len(errors),
         "hr_mae_bpm_per_clip": per_clip,
+        "hr_windows_per_clip": windows,
     }
 
 

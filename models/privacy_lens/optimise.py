@@ -1,8 +1,9 @@
 """Optimise the ``lens`` preset's Zernike surface; writes ``lens.json`` beside this file.
 
-Run: ``PYTHONPATH=. python -m models.privacy_lens.optimise ../shared/data/ubfc/subject{3,4,5,9,10,12,13}``
-(every UBFC clip is a development clip; each round records its finds per clip, and the README's table
-scores each clip at the round the other six would have stopped at: leave-one-out).
+Run: ``PYTHONPATH=. python -m models.privacy_lens.optimise ../shared/data/ubfc/subject{3,4,5,9,10,12,13}
+--keep-going`` (about 45 min on two cores; every UBFC clip is a development clip; each round records its
+finds and re-identifications per clip, and the README's table scores each clip at the round the other six
+would have stopped at: :func:`leave_one_out_rounds`).
 
 The issue's aims through a cheap proxy of the PSF in the search, and a real attack on development frames
 around it:
@@ -19,20 +20,23 @@ around it:
 - *the pulse kept*: the share of the light in a face-sized region's core (what the skin tracker crops)
   that comes from the face, not from the background (the skin's pulse is diluted by the rest).
 
-loss = (1 − purity) + W_PRIVACY · (max(0, worst − R_MAX) + max(0, RMS_floor − RMS)): as little blur as
-privacy needs, minimised over α_4…α_15 (piston and tilts do nothing to privacy) by Powell's method from
-a few starts (scipy.optimize). Then the real check: the attacker of ``vitaledge eval privacy`` (Wiener
-sweep and Richardson–Lucy with the known PSF, at both resolutions) against OpenCV's Haar detector on
-development frames, with the sensor's noise and, as a margin, without it. A round passes when the
-one-sided 95 % upper bound (Clopper–Pearson) of its found rate, the worse of the two, is under the issue's
-10 %: "none of 12 found", the earlier rule, bounds it only under 22 %, and a surface that passed it was
-found on 22 % of held-out frames. While a round fails the
-search runs again with the wavefront's RMS held ``GROW`` times above the failed surface's (the proxy
-alone is not monotonic in the blur: a disc's MTF sidelobes come and go with its radius, and tightening
-R_MAX found surfaces of the same size that failed again). SSIM to the original is recorded: on UBFC's
-plain walls no blur moves the whole frame's far from 0.85 (a 16×16 sensor gives 0.77), so it is no target
-here; over the face's box alone, where privacy is decided, the lens's is about 0.5 (``vitaledge eval
-privacy``'s ``ssim_face``).
+loss = (1 − purity) + W_PRIVACY · max(0, worst − R_MAX): as little blur as the proxy's privacy needs,
+minimised over α_4…α_15 (piston and tilts do nothing to privacy) by Powell's method from a few starts
+(scipy.optimize). That gives the surface's shape. Then the real check, by the judges of ``vitaledge eval
+privacy`` on development frames, with the sensor's noise and, as a margin, without it: the attacker's
+restorations (Wiener sweep and Richardson–Lucy with the known PSF, at both resolutions); a face counts as
+found when Haar or dlib's CNN finds it on the lensed frame or any restoration, and as re-identified when
+dlib's embedding of any of them matches the person's other raw frames at 1 % false matches
+(:class:`edge.evaluation.privacy_attack.Gallery`). A round passes when the one-sided 95 % upper bounds
+(Clopper–Pearson) of both rates, each the worse of with and without noise, are under the issue's targets,
+10 % found and 5 % re-identified: a point rate is not enough (a surface that passed "none of 12 found"
+was found on 22 % of held-out frames). While a round fails the same shape is scaled up ``GROW`` times (more
+of the same blur); a new search at a raised RMS floor went into coma surfaces that the proxy scores private
+and Haar does not. ``--keep-going`` checks the rounds past the first pass too, so that a leave-one-out
+reader can stop each fold at its own round. SSIM to the original is recorded: on UBFC's plain walls no blur
+moves the whole frame's far from 0.85 (a 16×16 sensor gives 0.77), so it is no target here; over the
+face's box alone, where privacy is decided, the lens's is about 0.5 (``vitaledge eval privacy``'s
+``ssim_face``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,16 +62,19 @@ ORIENTATIONS = 12
 ATTACK_K = 1e-3
 R_MAX = 0.40
 GROW = 1.04
-MAX_ROUNDS = 5
-# The issue's ceiling on faces found after the attacker's best; a round passes when the one-sided 95 %
-# upper bound of its found rate on the development frames (Clopper–Pearson) is under it.
+MAX_ROUNDS = 7
+# The issue's ceilings after the attacker's best; a round passes when the one-sided 95 % upper bound
+# (Clopper–Pearson) of each rate on the development frames is under its ceiling.
 TARGET_FOUND_RATE = 0.10
+TARGET_REID_RATE = 0.05
 W_PRIVACY = 20.0
 FIRST_J, LAST_J = 4, 15
 BOUND_UM = 9.0
 # Phase step per pupil sample (in π) allowed: below 1 with a margin, so the PSF stays inside its grid.
 MAX_STEEPNESS = 0.85
-OPTICS = Optics(psf_px=161)
+# 201 px lets pure defocus reach about 9.3 µm under MAX_STEEPNESS (161 px stopped it at 7.44 µm, where the
+# blur disc's radius is about 69 px).
+OPTICS = Optics(psf_px=201)
 _OTF_SIDE = 512
 WORK_SCALE = 4
 NOISE_STD = 0.5
@@ -128,7 +138,7 @@ def _rms(coeffs: list[float]) -> float:
     return float(np.sqrt(np.sum(np.square(coeffs[FIRST_J - 1 :]))))
 
 
-def loss_parts(x: npt.NDArray[np.float64], rms_floor: float = 0.0, *, fast: bool = False) -> dict[str, float]:
+def loss_parts(x: npt.NDArray[np.float64], *, fast: bool = False) -> dict[str, float]:
     """The loss and its parts; ``fast``: the green PSF alone (the search's inner loop)."""
     coeffs = coefficients(x)
     steep = surface_steepness(coeffs, OPTICS)
@@ -136,18 +146,17 @@ def loss_parts(x: npt.NDArray[np.float64], rms_floor: float = 0.0, *, fast: bool
         return {"recoverable": 1.0, "purity": 0.0, "loss": 10.0 + 10.0 * (steep - MAX_STEEPNESS)}
     psfs = psf(coeffs, BGR_WAVELENGTHS_UM[1], OPTICS)[None] if fast else lens_psfs(coeffs, OPTICS)
     parts = {"recoverable": recoverable(psfs), "purity": purity(psfs)}
-    shortfall = max(0.0, parts["recoverable"] - R_MAX) + max(0.0, rms_floor - _rms(coeffs))
-    parts["loss"] = (1 - parts["purity"]) + W_PRIVACY * shortfall
+    parts["loss"] = (1 - parts["purity"]) + W_PRIVACY * max(0.0, parts["recoverable"] - R_MAX)
     return parts
 
 
-def search(rms_floor: float, maxfev: int) -> tuple[npt.NDArray[np.float64], int]:
-    """The best surface at least ``rms_floor`` µm RMS over a few starts, and the evaluations it took."""
+def search(maxfev: int) -> tuple[npt.NDArray[np.float64], int]:
+    """The best surface over a few starts, and the evaluations it took."""
     n = LAST_J - FIRST_J + 1
     # Starts: strong defocus; defocus with a little spherical aberration (a different edge).
     starts = [np.zeros(n) for _ in range(2)]
-    starts[0][0] = max(6.5, rms_floor)
-    starts[1][[0, 11 - FIRST_J]] = (max(5.5, rms_floor), 0.5)
+    starts[0][0] = 6.5
+    starts[1][[0, 11 - FIRST_J]] = (5.5, 0.5)
     evaluations = 0
     best: tuple[float, npt.NDArray[np.float64]] | None = None
     for start in starts:
@@ -155,7 +164,7 @@ def search(rms_floor: float, maxfev: int) -> tuple[npt.NDArray[np.float64], int]
             # Every point is kept: Powell stopped by maxfev returns where its line search was, not its best.
             nonlocal evaluations, best
             evaluations += 1
-            value = loss_parts(x, rms_floor, fast=True)["loss"]
+            value = loss_parts(x, fast=True)["loss"]
             if best is None or value < best[0]:
                 best = (value, np.array(x, dtype=np.float64))
             return value
@@ -165,58 +174,113 @@ def search(rms_floor: float, maxfev: int) -> tuple[npt.NDArray[np.float64], int]
             options={"maxfev": maxfev, "xtol": 1e-2, "ftol": 1e-4},
         )
         assert best is not None
-        print(f"RMS ≥ {rms_floor:.3f}, start {np.round(start, 2).tolist()}: {result.nfev} evaluations, best so far "
+        print(f"start {np.round(start, 2).tolist()}: {result.nfev} evaluations, best so far "
               f"{best[0]:.4f} at {np.round(best[1], 3).tolist()}", file=sys.stderr, flush=True)
     assert best is not None
     return best[1], evaluations
 
 
-def found_rate_bound(found: int, frames: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper–Pearson upper bound of a rate seen as ``found`` of ``frames``."""
+def rate_bound(count: int, frames: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper–Pearson upper bound of a rate seen as ``count`` of ``frames``."""
     from scipy import stats
 
-    if found >= frames:
+    if count >= frames:
         return 1.0
-    return float(stats.beta.ppf(confidence, found + 1, frames - found))
+    return float(stats.beta.ppf(confidence, count + 1, frames - count))
 
 
-def _dev_frames(folders: list[Path], per_clip: int) -> list[tuple[str, npt.NDArray[np.uint8], Box]]:
-    """Frames of the development clips with their clip's name and face (Haar on the raw frame)."""
-    from edge.evaluation.privacy import find_clips, sample_frames
-    from models.face_detectors import HaarFaceDetector
+def passes(found: int, reidentified: int, frames: int) -> bool:
+    """The round's rule: both rates' upper bounds under the issue's targets."""
+    return rate_bound(found, frames) <= TARGET_FOUND_RATE and rate_bound(reidentified, frames) <= TARGET_REID_RATE
 
-    haar = HaarFaceDetector(max_width=320, min_size_px=24)
-    out = []
-    for clip in find_clips(folders):
-        for frame in sample_frames(clip.video, per_clip):
-            found = haar.detect(frame)
-            if found:
-                out.append((clip.name, frame, found[0]))
+
+def shortfall(found: int, reidentified: int, frames: int) -> float:
+    """How far a round is from passing: the larger bound over its target (≤ 1 passes)."""
+    return max(rate_bound(found, frames) / TARGET_FOUND_RATE, rate_bound(reidentified, frames) / TARGET_REID_RATE)
+
+
+def leave_one_out_rounds(record: dict[str, Any]) -> dict[str, int | None]:
+    """Per development clip, the round (index into ``record["rounds"]``) at which the other clips alone would
+    have stopped: the first that passes on their frames; None when none of the checked rounds does."""
+    frames_by_clip: dict[str, int] = record["development_frames_by_clip"]
+    out: dict[str, int | None] = {}
+    for held_out in frames_by_clip:
+        frames = sum(n for clip, n in frames_by_clip.items() if clip != held_out)
+        out[held_out] = None
+        for k, r in enumerate(record["rounds"]):
+            found, reid = (
+                max(sum(v for clip, v in r[key].items() if clip != held_out) for key in (noisy, noise_free))
+                for noisy, noise_free in (("faces_found_by_clip", "faces_found_noise_free_by_clip"),
+                                          ("reidentified_by_clip", "reidentified_noise_free_by_clip"))
+            )
+            if passes(found, reid, frames):
+                out[held_out] = k
+                break
     return out
 
 
-def attack_check(psfs: npt.NDArray[np.float64], frames: list[tuple[str, npt.NDArray[np.uint8], Box]],
-                 noise_std: float) -> tuple[dict[str, int], float]:
-    """Per clip, the frames whose face Haar finds after any of the attacker's restorations (or on the lensed
-    frame); and the mean SSIM of the lensed frames to the originals."""
-    from skimage.metrics import structural_similarity
+DevFrame = tuple[str, int, npt.NDArray[np.uint8], Box]  # (clip, index in the clip's sample, frame, true face)
 
-    from edge.evaluation.privacy_attack import iou, restorations
-    from models.face_detectors import HaarFaceDetector
 
-    haar = HaarFaceDetector(max_width=320, min_size_px=24)
-    lens = Lens("candidate", psfs, work_scale=WORK_SCALE, noise_std=noise_std, seed=7)
-    found: dict[str, int] = {name: 0 for name, _, _ in frames}
-    ssims = []
-    for name, frame, face in frames:
-        lensed = lens.apply(frame)
-        ssims.append(float(structural_similarity(  # type: ignore[no-untyped-call]  # skimage ships no type hints
-            frame, lensed, channel_axis=2, data_range=255)))
-        for _, image, crop_face in restorations(lensed, lens, face):
-            if any(iou(b, crop_face) >= 0.3 for b in haar.detect(image)):
-                found[name] += 1
-                break
-    return found, float(np.mean(ssims))
+def _dev_frames(folders: list[Path], per_clip: int) -> list[DevFrame]:
+    """Frames of the development clips with their clip's name and face (Haar, else the CNN, on the raw frame:
+    as ``vitaledge eval privacy`` finds its truth)."""
+    from edge.evaluation.privacy import face_truth, find_clips, sample_frames
+    from edge.evaluation.privacy_attack import Judges
+
+    judges = Judges()
+    out = []
+    for clip in find_clips(folders):
+        for i, frame in enumerate(sample_frames(clip.video, per_clip)):
+            face = face_truth(judges, frame)
+            if face is not None:
+                out.append((clip.name, i, frame, face))
+    return out
+
+
+# One attack checker per worker process: the judges, the frames and their gallery are loaded once.
+_checker: Any = None
+
+
+class _AttackChecker:
+    def __init__(self, frames: list[DevFrame]) -> None:
+        from edge.evaluation.privacy_attack import Gallery, Judges
+
+        self.judges = Judges()
+        self.frames = frames
+        self.gallery = Gallery([(name, i, self.judges.embed(frame, face)) for name, i, frame, face in frames])
+
+    def check(self, psfs: npt.NDArray[np.float64], noise_std: float) -> dict[str, Any]:
+        """Per clip, the frames whose face is found, and those re-identified, in the lensed frame or any of the
+        attacker's restorations; and the mean SSIM of the lensed frames to the originals, whole and on the face."""
+        from edge.evaluation.privacy import ssim_frame_and_face
+        from edge.evaluation.privacy_attack import restorations
+
+        lens = Lens("candidate", psfs, work_scale=WORK_SCALE, noise_std=noise_std, seed=7)
+        found = {name: 0 for name, _, _, _ in self.frames}
+        reidentified = dict(found)
+        ssims = []
+        for name, i, frame, face in self.frames:
+            lensed = lens.apply(frame)
+            ssims.append(ssim_frame_and_face(frame, lensed, face))
+            hit, probes = False, []
+            for _, image, crop_face in restorations(lensed, lens, face):
+                hit = hit or self.judges.detects(image, crop_face) is not None
+                probes.append(self.judges.embed(image, crop_face))
+            found[name] += hit
+            reidentified[name] += self.gallery.judge(probes, name, i).reidentified
+        whole, on_face = np.mean(ssims, axis=0)
+        return {"found": found, "reidentified": reidentified, "ssim": float(whole), "ssim_face": float(on_face)}
+
+
+def _start_worker(frames: list[DevFrame]) -> None:
+    global _checker
+    _checker = _AttackChecker(frames)
+
+
+def _check(psfs: npt.NDArray[np.float64], noise_std: float) -> dict[str, Any]:
+    assert _checker is not None
+    return dict(_checker.check(psfs, noise_std))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,36 +288,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dev", nargs="+", type=Path, help="development clips (scored leave-one-out by clip)")
     parser.add_argument("--frames", type=int, default=15, help="frames per clip for the attack check")
     parser.add_argument("--maxfev", type=int, default=80, help="loss evaluations per start")
+    parser.add_argument("--rounds", type=int, default=MAX_ROUNDS, help="rounds of the ladder at most")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="check every round, past the first that passes (for leave-one-out readers)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("lens.json"))
     args = parser.parse_args(argv)
     frames = _dev_frames(args.dev, args.frames)
     t0 = time.perf_counter()
-    evaluations, rms_floor, rounds = 0, 0.0, []
-    chosen: tuple[float, npt.NDArray[np.float64], float, float] | None = None  # (bound, x, floor, SSIM)
-    for _ in range(MAX_ROUNDS):
-        x, n_eval = search(rms_floor, args.maxfev)
-        evaluations += n_eval
-        psfs = lens_psfs(coefficients(x), OPTICS)
-        by_clip_noisy, ssim = attack_check(psfs, frames, NOISE_STD)
-        by_clip_clean, _ = attack_check(psfs, frames, 0.0)
-        found_noisy, found_clean = sum(by_clip_noisy.values()), sum(by_clip_clean.values())
-        bound = found_rate_bound(max(found_noisy, found_clean), len(frames))
-        # per clip, so that a leave-one-out reader can tell at which round the other clips would have stopped
-        rounds.append({"rms_floor_um": round(rms_floor, 4), "coefficients_um": [round(c, 4) for c in coefficients(x)],
-                       "faces_found": found_noisy, "faces_found_noise_free": found_clean,
-                       "found_rate_upper_95": round(bound, 4),
-                       "faces_found_by_clip": by_clip_noisy, "faces_found_noise_free_by_clip": by_clip_clean})
-        print(f"RMS ≥ {rms_floor:.3f}: Haar after the attacks found {found_noisy} (noise-free {found_clean}) of "
-              f"{len(frames)} faces (rate ≤ {bound:.3f} at 95 %), SSIM {ssim:.3f}", file=sys.stderr, flush=True)
-        if chosen is None or bound < chosen[0]:
-            chosen = (bound, x, rms_floor, ssim)
-        if bound <= TARGET_FOUND_RATE:
-            break
-        rms_floor = _rms(coefficients(x)) * GROW
-    assert chosen is not None  # no round passed: the best one is kept, and the record says so
-    bound, x, rms_floor, ssim = chosen
+    x, evaluations = search(args.maxfev)
+    rounds: list[dict[str, Any]] = []
+    chosen: tuple[float, npt.NDArray[np.float64], float] | None = None  # (shortfall, x, SSIM)
+    # the with-noise and the noise-free check side by side, one process each
+    with ProcessPoolExecutor(2, initializer=_start_worker, initargs=(frames,)) as pool:
+        for k in range(args.rounds):
+            coeffs = coefficients(x)
+            if surface_steepness(coeffs, OPTICS) > MAX_STEEPNESS:
+                print(f"round {k + 1}: the surface no longer fits the PSF grid; stopping", file=sys.stderr)
+                break
+            psfs = lens_psfs(coeffs, OPTICS)
+            noisy, clean = pool.map(_check, [psfs, psfs], [NOISE_STD, 0.0])
+            found = max(sum(noisy["found"].values()), sum(clean["found"].values()))
+            reid = max(sum(noisy["reidentified"].values()), sum(clean["reidentified"].values()))
+            ok = passes(found, reid, len(frames))
+            rounds.append({
+                "defocus_um": round(_rms(coeffs), 4), "coefficients_um": [round(c, 4) for c in coeffs],
+                "found_rate_upper_95": round(rate_bound(found, len(frames)), 4),
+                "reid_rate_upper_95": round(rate_bound(reid, len(frames)), 4),
+                "passes": ok, "ssim": round(noisy["ssim"], 4), "ssim_face": round(noisy["ssim_face"], 4),
+                # per clip, so that a leave-one-out reader can tell at which round the other clips would stop
+                "faces_found_by_clip": noisy["found"], "faces_found_noise_free_by_clip": clean["found"],
+                "reidentified_by_clip": noisy["reidentified"],
+                "reidentified_noise_free_by_clip": clean["reidentified"],
+            })
+            print(f"round {k + 1}, RMS {_rms(coeffs):.3f} µm: after the attacks {found} of {len(frames)} faces found, "
+                  f"{reid} re-identified (worse of with and without noise), passes: {ok}, "
+                  f"SSIM {noisy['ssim']:.3f}", file=sys.stderr, flush=True)
+            miss = shortfall(found, reid, len(frames))
+            if chosen is None or (miss < chosen[0] and chosen[0] > 1.0):  # the first pass, else the nearest miss
+                chosen = (miss, x, noisy["ssim"])
+            if ok and not args.keep_going:
+                break
+            x = x * GROW
+    assert chosen is not None
+    miss, x, ssim = chosen
     n = LAST_J - FIRST_J + 1
-    parts = loss_parts(x, rms_floor)
     coeffs = coefficients(x)
     rms = _rms(coeffs)
     record = {
@@ -263,16 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         "work_scale": WORK_SCALE,
         "noise_std": NOISE_STD,
         "optics": {"f_number": OPTICS.f_number, "pixel_um": OPTICS.pixel_um, "psf_px": OPTICS.psf_px},
-        "proxies": {k: round(v, 4) for k, v in parts.items()},
-        "defocus_proxies": {
-            k: round(v, 4) for k, v in loss_parts(np.array([rms] + [0.0] * (n - 1))).items()
-        },
+        "proxies": {k: round(v, 4) for k, v in loss_parts(x).items()},
+        "defocus_proxies": {k: round(v, 4) for k, v in loss_parts(np.array([rms] + [0.0] * (n - 1))).items()},
         "development_ssim": round(ssim, 4),
-        "found_rate_upper_95": round(bound, 4),
-        "meets_target": bound <= TARGET_FOUND_RATE,
+        "meets_target": miss <= 1.0,
         "rounds": rounds,
         "development_clips": [str(p.name) for p in args.dev],
         "development_frames": len(frames),
+        "development_frames_by_clip": dict(Counter(clip for clip, _, _, _ in frames)),
         "evaluations": evaluations,
         "seconds": round(time.perf_counter() - t0, 1),
     }
