@@ -194,7 +194,6 @@ def psf_for_width(psfs: npt.NDArray[np.float64], width_px: int) -> npt.NDArray[n
     return np.asarray(out / out.sum(axis=(1, 2), keepdims=True), dtype=np.float64)
 
 
-
 def srgb_to_linear(x: npt.NDArray[np.floating] | npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """sRGB code values (uint8, or floats in 0…1) to linear light in 0…1."""
     v = np.asarray(x, dtype=np.float64)
@@ -369,7 +368,6 @@ class Lens:
         # codes + noise, rounded and saturated to 0…255 in one pass
         noisy = cv2.addWeighted(codes, 1.0, self._noise.sample(height, width), 1.0, 0.0, dtype=cv2.CV_8U)
         return np.asarray(noisy, dtype=np.uint8)
-
 
     def apply_field(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """A measured field (H×W float, e.g. a thermal frame in °C) through the green channel's PSF, no noise."""
