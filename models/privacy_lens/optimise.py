@@ -238,10 +238,6 @@ def _dev_frames(folders: list[Path], per_clip: int) -> list[DevFrame]:
     return out
 
 
-# One attack checker per worker process: the judges, the frames and their gallery are loaded once.
-_checker: Any = None
-
-
 class _AttackChecker:
     def __init__(self, frames: list[DevFrame]) -> None:
         from edge.evaluation.privacy_attack import Gallery, Judges
@@ -273,6 +269,10 @@ class _AttackChecker:
         return {"found": found, "reidentified": reidentified, "ssim": float(whole), "ssim_face": float(on_face)}
 
 
+# One attack checker per worker process: the judges, the frames and their gallery are loaded once.
+_checker: _AttackChecker | None = None
+
+
 def _start_worker(frames: list[DevFrame]) -> None:
     global _checker
     _checker = _AttackChecker(frames)
@@ -280,7 +280,7 @@ def _start_worker(frames: list[DevFrame]) -> None:
 
 def _check(psfs: npt.NDArray[np.float64], noise_std: float) -> dict[str, Any]:
     assert _checker is not None
-    return dict(_checker.check(psfs, noise_std))
+    return _checker.check(psfs, noise_std)
 
 
 def main(argv: list[str] | None = None) -> int:
