@@ -297,7 +297,7 @@ def build_heart_rate_pipeline(
         detector: replaces the configured face detector (e.g. a ``FullFrameDetector`` for skin patches).
         record_pulse: keep the pulse fed to the heart-rate estimator (``pulse_segments``; evaluation).
         lensing: with ``input: lensed``, the privacy lens the frames pass through (required then); the
-            region is found on the lensed frames by skin colour unless ``detector`` is given.
+            face is found on the lensed frames by skin colour unless ``detector`` is given.
 
     Raises:
         ConfigError: ``input: lensed`` without a lens.
@@ -306,9 +306,9 @@ def build_heart_rate_pipeline(
         if lensing is None:
             raise ConfigError("heart_rate.input 'lensed' needs privacy.mode other than 'off'")
         if detector is None:
-            from fusion.skinregion import SkinRegionDetector
+            from edge.privacy import skin_region_detector
 
-            detector = SkinRegionDetector()
+            detector = skin_region_detector(lensing)
     else:
         lensing = None
     estimators = build_pulse_estimators(cfg, fs_hz)

@@ -18,9 +18,18 @@ import numpy as np
 import numpy.typing as npt
 
 from fusion.errors import ConfigError
-from fusion.privacy import Lens, Lensing, LowResSensor, Optics, lens_psfs
+from fusion.privacy import REFERENCE_WIDTH_PX, Lens, Lensing, LowResSensor, Optics, lens_psfs, psf_rms_radius
+from fusion.skinregion import SkinRegionDetector
 
-__all__ = ["PRESETS", "LensDesign", "build_lensing", "lens_design"]
+__all__ = [
+    "PRESETS",
+    "LensDesign",
+    "blur_radius_share",
+    "build_lensing",
+    "fit_face_geometry",
+    "lens_design",
+    "skin_region_detector",
+]
 
 Preset = Literal["off", "defocus", "lowres16", "lens"]
 PRESETS: tuple[Preset, ...] = ("off", "defocus", "lowres16", "lens")
@@ -91,3 +100,56 @@ def build_lensing(mode: Preset, *, seed: int = 0) -> Lensing | None:
         case "defocus" | "lens":
             design = lens_design()
             return Lens(mode, _psfs(mode), work_scale=design.work_scale, noise_std=design.noise_std, seed=seed)
+
+
+def fit_face_geometry(
+    per_clip: dict[str, dict[str, float]], leave_out: str | None = None
+) -> tuple[float, float]:
+    """The skin region's face margin and top offset (in PSF rms radii): the median over clips of each
+    clip's median, so that a long clip counts as one person; ``leave_out`` is left out (leave-one-out).
+
+    Raises:
+        ValueError: no clip left to fit from.
+    """
+    rows = [v for name, v in per_clip.items() if name != leave_out]
+    if not rows:
+        raise ValueError("no clip to fit the skin region's face geometry from")
+    return (
+        float(np.median([r["margin_radii"] for r in rows])),
+        float(np.median([r["top_radii"] for r in rows])),
+    )
+
+
+@functools.cache
+def _skin_region_fit() -> dict[str, dict[str, dict[str, float]]]:
+    try:
+        text = resources.files("models.privacy_lens").joinpath("skin_region.json").read_text(encoding="utf-8")
+        presets = json.loads(text)["presets"]
+        return {name: dict(entry["per_clip"]) for name, entry in presets.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"heart_rate.input lensed: cannot read models/privacy_lens/skin_region.json: {exc}") from exc
+
+
+def skin_region_detector(lensing: Lensing, *, held_out: str | None = None) -> SkinRegionDetector:
+    """The face finder for video through ``lensing``: the skin region, widened by the blur's width.
+
+    Args:
+        lensing: the preset the frames pass through.
+        held_out: a clip the fit must not have seen (evaluation): the geometry is refitted without it.
+
+    Raises:
+        ConfigError: no fitted geometry for the preset.
+    """
+    fits = _skin_region_fit()
+    if lensing.name not in fits:
+        raise ConfigError(
+            f"no skin-region fit for privacy.mode {lensing.name!r} in models/privacy_lens/skin_region.json"
+        )
+    margin_radii, top_radii = fit_face_geometry(fits[lensing.name], leave_out=held_out)
+    radius = blur_radius_share(lensing)
+    return SkinRegionDetector(margin=margin_radii * radius, top=top_radii * radius)
+
+
+def blur_radius_share(lensing: Lensing) -> float:
+    """The PSF's rms radius as a share of the frame's width (the PSF scales with the frame)."""
+    return psf_rms_radius(lensing.psf_bgr(REFERENCE_WIDTH_PX)) / REFERENCE_WIDTH_PX

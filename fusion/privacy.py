@@ -40,6 +40,7 @@ __all__ = [
     "noll_to_nm",
     "psf",
     "psf_for_width",
+    "psf_rms_radius",
     "srgb_to_linear",
     "surface_steepness",
     "zernike",
@@ -192,6 +193,20 @@ def psf_for_width(psfs: npt.NDArray[np.float64], width_px: int) -> npt.NDArray[n
     side = max(1, round(psfs.shape[1] * scale) | 1)  # odd, so the centre stays a pixel
     out = np.stack([cv2.resize(p, (side, side), interpolation=cv2.INTER_AREA) for p in psfs]).astype(np.float64)
     return np.asarray(out / out.sum(axis=(1, 2), keepdims=True), dtype=np.float64)
+
+
+def psf_rms_radius(psfs: npt.NDArray[np.float64]) -> float:
+    """The blur's width: the RMS distance of the PSFs' energy from their centroids, in pixels, averaged
+    over channels (C×M×M; for a uniform disc of radius R it is R/√2)."""
+    if psfs.ndim != 3 or psfs.shape[1] != psfs.shape[2]:
+        raise ValueError(f"PSFs must be C×M×M, got {psfs.shape}")
+    y, x = np.mgrid[: psfs.shape[1], : psfs.shape[2]].astype(np.float64)
+    radii = []
+    for p in psfs:
+        w = p / p.sum()
+        cy, cx = float((w * y).sum()), float((w * x).sum())
+        radii.append(float(np.sqrt((w * ((y - cy) ** 2 + (x - cx) ** 2)).sum())))
+    return float(np.mean(radii))
 
 
 def srgb_to_linear(x: npt.NDArray[np.floating] | npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

@@ -103,7 +103,8 @@ class HeartRatePipeline:
         if not estimators or len({e.fs_hz for e in estimators}) != 1:
             raise ValueError(f"need one or more pulse estimators at one rate, got {[e.fs_hz for e in estimators]}")
         every = detect_every if detect_every is not None else max(1, round(DETECT_INTERVAL_S * fs_hz))
-        self.tracker = FaceTracker(detector, detect_every=every)
+        # On lensed frames the region is sized from the blur's width in frame pixels: whole frames only.
+        self.tracker = FaceTracker(detector, detect_every=every, search_near=lensing is None)
         self._colour = tuple(estimators)
         self._grey: tuple[PulseEstimator, ...] = (LumaEstimator(estimators[0].fs_hz),)
         self._hr_settings = (window_s, step_s, tracker)

@@ -67,6 +67,8 @@ class FaceTracker:
         move_s: duration of the interpolated move to a new target.
         lost_after_s: a face not detected for this long is lost (Haar misses single frames when the
             head turns; one second limits background in a 10 s window to 10 %).
+        search_near: look near the tracked face first; False: the detector always sees the whole frame
+            (one that sizes its box from the frame, like the skin region on lensed video, must).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class FaceTracker:
         enlarge: float = 0.25,
         move_s: float = 0.25,
         lost_after_s: float = 1.0,
+        search_near: bool = True,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be ≥ 1, got {detect_every}")
@@ -85,6 +88,7 @@ class FaceTracker:
         self._enlarge = enlarge
         self._move_ns = int(move_s * _NS_PER_S)
         self._lost_ns = int(lost_after_s * _NS_PER_S)
+        self._search_near = search_near
         self.detections = 0  # detector calls made (for benchmarks)
         self.reset()
 
@@ -119,7 +123,7 @@ class FaceTracker:
 
     def _detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Box]:
         """Detect near the tracked face first; the whole frame when nothing is tracked or found there."""
-        if self._target is not None:
+        if self._target is not None and self._search_near:
             height, width = image_bgr.shape[:2]
             x0, y0, x1, y1 = self._target.enlarged(_REGION_GROWTH).clipped(width, height)
             if x1 - x0 >= 24 and y1 - y0 >= 24:

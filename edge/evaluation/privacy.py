@@ -14,7 +14,9 @@ Per preset (``off``, ``defocus``, ``lowres16``, ``lens``), on frames sampled eve
   matches between raw frames of different people (the clips are the people), and is nearer to that
   person than to anyone else (``false_match_rate_after_attack``: matched someone else under the threshold);
 - ``hr_mae_bpm``: windowed heart-rate MAE of the live pipeline on UBFC clips, on raw video with the
-  face detector (``off``) or on lensed video with the skin-colour region (``heart_rate.input: lensed``).
+  face detector (``off``) or on lensed video with the face found from the skin-colour region
+  (``heart_rate.input: lensed``); ``--held-out-skin-region`` finds each clip's face with the region's
+  geometry fitted without that clip (leave-one-out).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy.typing as npt
 
 from edge.config import HeartRateConfig
 from edge.evaluation.rppg_data import EvalDataError
-from edge.privacy import PRESETS, Preset, build_lensing
+from edge.privacy import PRESETS, Preset, build_lensing, skin_region_detector
 from fusion.errors import ConfigError
 from fusion.face import Box
 
@@ -211,7 +213,9 @@ def _privacy_figures(
     return tallies, info
 
 
-def _hr_mae(clips: list[Clip], preset: Preset, max_s: float | None, progress: bool) -> dict[str, Any]:
+def _hr_mae(
+    clips: list[Clip], preset: Preset, max_s: float | None, progress: bool, held_out: bool = False
+) -> dict[str, Any]:
     from edge.evaluation.rppg import score_clip
     from edge.evaluation.rppg_data import load_ground_truth, run_clip
     from fusion.reference import ReferencePpg
@@ -225,7 +229,10 @@ def _hr_mae(clips: list[Clip], preset: Preset, max_s: float | None, progress: bo
             continue
         video, ppg, t_ppg = load_ground_truth(clip.folder)
         lensing = build_lensing(preset, seed=11)
-        run = run_clip(video, cfg, name=clip.name, max_s=max_s, progress=progress, lensing=lensing)
+        detector = None
+        if lensing is not None:
+            detector = skin_region_detector(lensing, held_out=clip.name if held_out else None)
+        run = run_clip(video, cfg, name=clip.name, detector=detector, max_s=max_s, progress=progress, lensing=lensing)
         scored = score_clip(run, run.published, ReferencePpg(ppg, t_ppg, run.fs_hz), cfg)
         e = np.abs(scored.errors())
         errors.extend(e.tolist())
@@ -248,6 +255,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--max-s", type=float, help="heart rate: only the first seconds of each clip")
     parser.add_argument("--no-hr", action="store_true", help="skip the heart-rate figures")
     parser.add_argument("--no-faces", action="store_true", help="heart-rate figures only (no detectors, no SSIM)")
+    parser.add_argument("--held-out-skin-region", action="store_true",
+                        help="heart rate through a lens: find each clip's face with the skin-region geometry "
+                        "fitted without that clip (models/privacy_lens/skin_region.py), for a leave-one-out figure")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -289,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
                 "per_clip": _per_clip(t),
             })
         if not args.no_hr:
-            entry.update(_hr_mae(clips, preset, args.max_s, progress))
+            entry.update(_hr_mae(clips, preset, args.max_s, progress, held_out=args.held_out_skin_region))
         out["presets"][preset] = entry
     out["run_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
