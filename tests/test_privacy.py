@@ -19,6 +19,7 @@ from fusion.privacy import (
     noll_to_nm,
     psf,
     psf_for_width,
+    psf_rms_radius,
     surface_steepness,
     zernike,
 )
@@ -185,6 +186,15 @@ def test_psf_for_another_width_keeps_unit_sum_and_odd_side() -> None:
     small = psf_for_width(psfs, 160)
     assert small.shape[1] % 2 == 1 and small.shape[1] < 41
     np.testing.assert_allclose(small.sum(axis=(1, 2)), 1.0)
+
+
+def test_psf_rms_radius_of_a_uniform_disc_is_its_radius_over_root_two() -> None:
+    y, x = np.mgrid[:121, :121] - 60.0
+    disc = (x**2 + y**2 <= 40.0**2).astype(np.float64)
+    off_centre = np.roll(disc, (7, -5), axis=(0, 1))  # about its own centroid, not the grid's
+    assert psf_rms_radius(np.stack([disc, 3 * disc, off_centre])) == pytest.approx(40 / np.sqrt(2), rel=0.01)
+    with pytest.raises(ValueError, match="C×M×M"):
+        psf_rms_radius(disc)
 
 
 def test_lowres_sensor_shows_16_by_16_blocks() -> None:
