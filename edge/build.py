@@ -321,7 +321,7 @@ def build_heart_rate_pipeline(
         window_s=cfg.window_s,
         step_s=cfg.step_s,
         record_pulse=record_pulse,
-        tracker=cfg.tracker.settings(cfg.step_s) if cfg.tracker is not None else None,
+        tracker=cfg.tracker.settings(cfg.step_s, lensed=cfg.input == "lensed") if cfg.tracker is not None else None,
         confidence=confidence,
         low_confidence=confidence.threshold if confidence is not None else None,
     )

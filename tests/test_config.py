@@ -223,3 +223,16 @@ def test_greyscale_settings_are_validated_with_their_key_path() -> None:
     ):
         with pytest.raises(ConfigError, match=rf"{key}"):
             load_config(None, {"sources": [{"kind": "synthetic"}], "heart_rate": {"greyscale": change}})
+
+
+def test_the_trackers_look_ahead_defaults_to_3_s_on_raw_video_and_6_s_on_lensed_unless_set() -> None:
+    cfg = load_config(None, {"privacy": {"mode": "lens"}, "heart_rate": {"input": "lensed"}})
+    assert cfg.heart_rate.tracker is not None
+    assert cfg.heart_rate.tracker.settings(1.0).lag_steps == 3
+    assert cfg.heart_rate.tracker.settings(1.0, lensed=True).lag_steps == 6
+    assert cfg.heart_rate.tracker.settings(0.5, lensed=True).lag_steps == 12
+    pinned = load_config(
+        None, {"heart_rate": {"input": "lensed", "tracker": {"lag_s": 2}}, "privacy": {"mode": "lens"}}
+    )
+    assert pinned.heart_rate.tracker is not None
+    assert pinned.heart_rate.tracker.settings(1.0, lensed=True).lag_steps == 2

@@ -197,6 +197,14 @@ def test_lensed_input_needs_a_lens_and_uses_the_skin_region() -> None:
     assert raw._heart_rate.lensing is None  # type: ignore[attr-defined]  # privacy alone: analysis stays raw
 
 
+def test_the_lensed_heart_rate_path_looks_further_ahead_than_the_raw_one() -> None:
+    lensing = build_lensing("lens")
+    lensed = build_heart_rate_pipeline(HeartRateConfig(input="lensed"), 30.0, lensing=lensing)
+    raw = build_heart_rate_pipeline(HeartRateConfig(), 30.0)
+    assert lensed._hr_settings[2].lag_steps == 6  # type: ignore[union-attr]
+    assert raw._hr_settings[2].lag_steps == 3  # type: ignore[union-attr]
+
+
 def test_heart_rate_through_the_lens_on_a_pulsing_skin_patch() -> None:
     """A skin-coloured face-sized ellipse whose colour pulses at 72 bpm, on a green wall, through the lens."""
     lensing: Lensing | None = build_lensing("lens")
