@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -141,3 +142,24 @@ def test_bench_privacy_prints_ms_per_frame(capsys: pytest.CaptureFixture[str]) -
     assert main(["bench", "privacy", "--repeat", "3", "--presets", "lowres16,defocus", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"lowres16"' in out and '"median_ms"' in out
+
+
+def test_heart_rate_through_a_lens_is_pooled_over_noise_seeds(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = next(p for p in sorted((shared_data / "ubfc").glob("subject*")) if p.is_dir())
+    args = ["eval", "privacy", str(clip), "--presets", "off,lens", "--no-faces", "--max-s", "25",
+            "--noise-seeds", "1,2", "--json"]
+    assert main(args) == 0
+    presets = json.loads(capsys.readouterr().out)["presets"]
+    assert list(presets["off"]["hr_mae_bpm_per_noise_seed"]) == ["1"]  # raw video has no sensor noise to vary
+    lens = presets["lens"]
+    per_seed = lens["hr_mae_bpm_per_noise_seed"]
+    assert list(per_seed) == ["1", "2"]
+    assert lens["hr_windows"] == lens["hr_windows_per_clip"][clip.name] > 0
+    assert lens["hr_mae_bpm"] == pytest.approx((per_seed["1"] + per_seed["2"]) / 2, abs=0.002)
+
+
+def test_cli_refuses_noise_seeds_that_are_not_integers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "privacy", "x.mp4", "--noise-seeds", "1,two"]) == 2
+    assert "--noise-seeds" in capsys.readouterr().err
