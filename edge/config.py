@@ -308,8 +308,8 @@ class GreyscaleConfig(Strict):
 class HeartRateConfig(Strict):
     input: Literal["raw", "lensed"] = Field(
         default="raw",
-        description="lensed: rPPG on the privacy-lensed frames (privacy.mode), the region found on them by "
-        "skin colour, as a camera with the lens in glass would have to",
+        description="lensed: rPPG on the privacy-lensed frames (privacy.mode), the face found on them from the "
+        "skin colour the blur leaves, as a camera with the lens in glass would have to",
     )
     method: Literal["fused", "pos", "chrom", "onnx"] = Field(
         default="fused", description="fused: POS and CHROM (and `model` when set), spectra summed"
