@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.build import build_face_detector
 from edge.config import HeartRateConfig
+from edge.evaluation.privacy import find_clips
 from edge.privacy import PRESETS, blur_radius_share, build_lensing, fit_face_geometry
 from fusion.face import Box
 from fusion.privacy import Lensing
@@ -45,6 +46,7 @@ def measure_clip(video: Path, lensing: Lensing) -> list[tuple[float, float]]:
     """The (margin, top) of every sampled frame of ``video`` where Haar and the skin region both find one."""
     haar = build_face_detector(HeartRateConfig())
     skin = SkinRegionDetector()
+    radius_share = blur_radius_share(lensing)
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise SystemExit(f"{video}: cannot open the video")
@@ -62,7 +64,7 @@ def measure_clip(video: Path, lensing: Lensing) -> list[tuple[float, float]]:
             region = skin.region(lensing.apply(image))
             if faces and region is not None:
                 face = max(faces, key=lambda b: b.w * b.h)
-                rows.append(face_offsets(face, region, blur_radius_share(lensing) * image.shape[1]))
+                rows.append(face_offsets(face, region, radius_share * image.shape[1]))
     finally:
         cap.release()
     return rows
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path, help="UBFC clip folders (vid.avi or vid.mp4)")
     args = parser.parse_args(argv)
+    # found as eval privacy finds them, so that its --held-out-skin-region leaves out the same names
+    clips = find_clips(args.clips)
     out: dict[str, Any] = {
         "note": "written by models/privacy_lens/skin_region.py; margins and tops in PSF rms radii",
         "every_s": EVERY_S,
@@ -84,21 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         if lensing is None:
             continue
         per_clip: dict[str, dict[str, float]] = {}
-        for folder in args.clips:
-            video = next((folder / n for n in ("vid.mp4", "vid.avi") if (folder / n).is_file()), None)
-            if video is None:
-                raise SystemExit(f"{folder}: no vid.mp4 or vid.avi")
-            rows = measure_clip(video, lensing)
+        for clip in clips:
+            # a fresh lens a clip: each clip's noise is the same whatever clips came before it
+            fresh = build_lensing(preset, seed=SEED)
+            assert fresh is not None
+            rows = measure_clip(clip.video, fresh)
             if not rows:
-                print(f"{preset} {folder.name}: no frame with both a face and a region", file=sys.stderr)
+                print(f"{preset} {clip.name}: no frame with both a face and a region", file=sys.stderr)
                 continue
             margins, tops = np.array(rows).T
-            per_clip[folder.name] = {
+            per_clip[clip.name] = {
                 "frames": len(rows),
                 "margin_radii": round(float(np.median(margins)), 4),
                 "top_radii": round(float(np.median(tops)), 4),
             }
-            print(f"{preset} {folder.name}: {per_clip[folder.name]}", file=sys.stderr)
+            print(f"{preset} {clip.name}: {per_clip[clip.name]}", file=sys.stderr)
         margin, top = fit_face_geometry(per_clip)
         out["presets"][preset] = {
             "margin_radii": round(margin, 4),
