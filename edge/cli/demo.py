@@ -34,6 +34,17 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--overlay-port", type=int, default=8088, metavar="PORT", help="overlay port (default 8088; 0: a free one)"
     )
+    parser.add_argument(
+        "--privacy",
+        choices=("off", "defocus", "lowres16", "lens"),
+        default="off",
+        help="privacy lens on every image that leaves (overlay, snapshots); default off",
+    )
+    parser.add_argument(
+        "--lensed-heart-rate",
+        action="store_true",
+        help="measure the heart rate on the lensed frames (needs --privacy other than off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -43,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not 0 <= args.overlay_port <= 65535:
         print("vitaledge demo: error: --overlay-port must be 0 to 65535", file=sys.stderr)
+        return 2
+    if args.lensed_heart_rate and args.privacy == "off":
+        print("vitaledge demo: error: --lensed-heart-rate needs --privacy defocus, lowres16 or lens", file=sys.stderr)
         return 2
     # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end; one that
     # a killed demo (kill -9) left behind is removed by the next demo.
@@ -103,6 +117,8 @@ def _run(args: argparse.Namespace, outbox_path: Path) -> int:
             "mqtt": {"url": args.mqtt},
             "outbox": {"path": str(outbox_path)},
             "overlay": {"port": _free_port() if args.overlay_port == 0 else args.overlay_port},
+            "privacy": {"mode": args.privacy},
+            "heart_rate": {"input": "lensed" if args.lensed_heart_rate else "raw"},
         },
     )
     # Printed before the broker and rig start, so the link is the first thing a user sees.
@@ -156,6 +172,8 @@ async def _demo(cfg: Any, *, status: bool, records_path: Path | None = None) -> 
     summary = score.summary().as_dict()
     summary["device_id"] = cfg.device_id
     summary["mqtt"] = cfg.mqtt.url or "embedded"
+    summary["privacy"] = cfg.privacy.mode
+    summary["heart_rate_input"] = cfg.heart_rate.input
     summary["errors"] = sum(stats.errors.values())
     summary["dropped"] = sum(s.dropped + s.fusion_dropped for s in stats.sources.values())
     summary["skipped"] = sum(s.fusion_skipped for s in stats.sources.values())
@@ -226,6 +244,8 @@ def _print_summary(summary: dict[str, object]) -> None:
     print(
         f"\nvitaledge demo — device {summary['device_id']}, broker {summary['mqtt']}\n"
         f"{_delivery_lines(summary)}\n"
+        f"  privacy lens               {summary['privacy']}"
+        f"{' (heart rate measured through it)' if summary['heart_rate_input'] == 'lensed' else ''}\n"
         f"  heart rate MAE vs truth    {f('hr_mae_bpm', 'bpm')} over {summary['hr_records']} records\n"
         f"  face temperature MAE raw   {f('temp_mae_raw_c', '°C')} over {summary['temp_records']} records\n"
         f"  face temperature corrected {f('temp_mae_corrected_c', '°C')}\n"
