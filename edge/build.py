@@ -255,7 +255,7 @@ def build_pulse_estimators(cfg: HeartRateConfig, fs_hz: float) -> list[PulseEsti
         ConfigError: the model cannot be opened or its metadata is incomplete.
     """
     history_s = cfg.window_s + 2 * cfg.step_s
-    match cfg.method:
+    match cfg.pulse_method:
         case "pos":
             return [PosEstimator(fs_hz, history_s=history_s)]
         case "chrom":

@@ -236,3 +236,25 @@ def test_the_trackers_look_ahead_defaults_to_3_s_on_raw_video_and_6_s_on_lensed_
     )
     assert pinned.heart_rate.tracker is not None
     assert pinned.heart_rate.tracker.settings(1.0, lensed=True).lag_steps == 2
+
+
+def test_the_pulse_method_defaults_to_fused_on_raw_video_and_pos_on_lensed_unless_set(tmp_path: Path) -> None:
+    lens = {"privacy": {"mode": "lens"}}
+    assert load_config(None, {}).heart_rate.pulse_method == "fused"
+    assert load_config(None, {**lens, "heart_rate": {"input": "lensed"}}).heart_rate.pulse_method == "pos"
+    chrom = load_config(None, {**lens, "heart_rate": {"input": "lensed", "method": "chrom"}})
+    assert chrom.heart_rate.pulse_method == "chrom"
+    # A model set without a method is fused with the classical estimators, through a lens too.
+    model = load_config(None, {**lens, "heart_rate": {"input": "lensed", "model": str(tmp_path / "m.onnx")}})
+    assert model.heart_rate.pulse_method == "fused"
+
+
+def test_the_lensed_pipeline_runs_pos_alone_by_default() -> None:
+    from edge.build import build_heart_rate_pipeline
+    from edge.privacy import build_lensing
+
+    cfg = load_config(None, {"privacy": {"mode": "lens"}, "heart_rate": {"input": "lensed"}})
+    pipeline = build_heart_rate_pipeline(cfg.heart_rate, 30.0, lensing=build_lensing("lens", seed=0))
+    assert pipeline.method == "pos"
+    raw = build_heart_rate_pipeline(load_config(None, {}).heart_rate, 30.0)
+    assert raw.method == "pos+chrom"
