@@ -268,8 +268,8 @@ SourceConfig = Annotated[
 
 # The tracker's look-ahead. Leave-one-out over the UBFC clips prefers 6 s on raw video too (2.81 against
 # 2.95 bpm), which is not worth 3 s more delay on every reading; on lensed video, where a wrong lock costs
-# tens of bpm, every fold chose 6 s, at one seed of the lens's noise and on the mean of five (README,
-# privacy lens).
+# tens of bpm, every fold chose 6 s, at one seed of the lens's noise and on the mean of five, and six of seven
+# again with POS alone (README, privacy lens).
 RAW_LAG_S = float(DEFAULT_TRACKER.lag_steps)
 LENSED_LAG_S = 6.0
 # The pulse estimator on lensed video. The blur mixes the wall into the face's colour, which breaks CHROM's
