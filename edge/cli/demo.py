@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge.privacy import PRESETS
+
 __all__ = ["add_parser", "run"]
 
 
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--privacy",
-        choices=("off", "defocus", "lowres16", "lens"),
+        choices=PRESETS,
         default="off",
         help="privacy lens on every image that leaves (overlay, snapshots); default off",
     )
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print("vitaledge demo: error: --overlay-port must be 0 to 65535", file=sys.stderr)
         return 2
     if args.lensed_heart_rate and args.privacy == "off":
-        print("vitaledge demo: error: --lensed-heart-rate needs --privacy defocus, lowres16 or lens", file=sys.stderr)
+        lenses = ", ".join(p for p in PRESETS if p != "off")
+        print(f"vitaledge demo: error: --lensed-heart-rate needs --privacy of {lenses}", file=sys.stderr)
         return 2
     # A demo leaves no state behind: its outbox is a real SQLite file, in a folder removed at the end; one that
     # a killed demo (kill -9) left behind is removed by the next demo.
